@@ -1,0 +1,292 @@
+"""The network graph: nodes (layers with parameters and positions) and the edges between them.
+
+Every edit is validated before it mutates, emits events (no Qt), and raises a typed GraphError
+that leaves the graph unchanged when it is refused.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .errors import CycleError, GraphError, NodeNotFoundError, PortError
+from .events import Events
+from .layers import get_spec
+
+_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass
+class Node:
+    id: str
+    type: str
+    params: dict[str, Any]
+    position: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def spec(self):
+        return get_spec(self.type)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A wire from `source`'s output into `target`'s input; its place among the target's inputs is its order."""
+
+    source: str
+    target: str
+
+
+def default_prefix(layer_type: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", layer_type.lower()) or "node"
+
+
+@dataclass
+class Graph:
+    """Nodes in insertion order (which is also the order of the Input nodes) and ordered edges."""
+
+    nodes: dict[str, Node] = field(default_factory=dict)
+    events: Events = field(default_factory=lambda: Events(
+        "node_added", "node_removed", "edge_added", "edge_removed", "node_moved", "params_changed", "changed"),
+        repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._in: dict[str, list[str]] = {nid: [] for nid in self.nodes}
+        self._out: dict[str, list[str]] = {nid: [] for nid in self.nodes}
+        self.revision = 0
+
+    # ---- queries -------------------------------------------------------------------------------
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.nodes
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def node(self, node_id: str) -> Node:
+        try:
+            return self.nodes[node_id]
+        except (KeyError, TypeError):
+            raise NodeNotFoundError(f"there is no node {node_id!r} in the graph") from None
+
+    @property
+    def edges(self) -> list[Edge]:
+        """All edges, grouped by target in node order, each target's inputs in their order."""
+        return [Edge(s, t) for t in self.nodes for s in self._in[t]]
+
+    def inputs_of(self, node_id: str) -> list[str]:
+        self.node(node_id)
+        return list(self._in[node_id])
+
+    def outputs_of(self, node_id: str) -> list[str]:
+        self.node(node_id)
+        return list(self._out[node_id])
+
+    def input_nodes(self) -> list[str]:
+        return [nid for nid, n in self.nodes.items() if n.type == "Input"]
+
+    def sink_nodes(self) -> list[str]:
+        """Nodes whose output nobody uses, in node order: the model's outputs."""
+        sinks = [nid for nid, n in self.nodes.items() if not self._out[nid] and n.type != "Input"]
+        if not sinks:
+            sinks = [nid for nid in self.nodes if not self._out[nid]]
+        return sinks
+
+    def topological_order(self) -> list[str]:
+        """Node ids so that every node comes after all of its inputs; ties keep node order."""
+        indeg = {nid: len(self._in[nid]) for nid in self.nodes}
+        pos = {nid: i for i, nid in enumerate(self.nodes)}
+        ready = sorted((nid for nid, d in indeg.items() if d == 0), key=pos.__getitem__, reverse=True)
+        order: list[str] = []
+        while ready:
+            nid = ready.pop()
+            order.append(nid)
+            added = False
+            for t in self._out[nid]:
+                indeg[t] -= 1
+                if indeg[t] == 0:
+                    ready.append(t)
+                    added = True
+            if added:
+                ready.sort(key=pos.__getitem__, reverse=True)
+        return order
+
+    def _reaches(self, start: str, goal: str) -> bool:
+        stack, seen = [start], set()
+        while stack:
+            nid = stack.pop()
+            if nid == goal:
+                return True
+            if nid in seen:
+                continue
+            seen.add(nid)
+            stack.extend(self._out[nid])
+        return False
+
+    def new_id(self, layer_type: str) -> str:
+        prefix = default_prefix(layer_type)
+        used = {int(m.group(1)) for nid in self.nodes if (m := re.fullmatch(re.escape(prefix) + r"_(\d+)", nid))}
+        n = 1
+        while n in used:
+            n += 1
+        return f"{prefix}_{n}"
+
+    # ---- edits ---------------------------------------------------------------------------------
+    def _touch(self) -> None:
+        self.revision += 1
+        self.events.emit("changed")
+
+    def add_node(self, layer_type: str, params: dict[str, Any] | None = None, *, node_id: str | None = None,
+                 position: Iterable[float] | None = None, index: int | None = None, **kw: Any) -> str:
+        """Add a layer and return its id (`conv2d_1`, ...). Parameters are PyTorch's names; missing ones
+        take their defaults. `index` puts the node at that place in node order (used by undo)."""
+        spec = get_spec(layer_type)
+        values = dict(params or {})
+        values.update(kw)
+        checked = spec.validate_params(values)
+        if node_id is None:
+            node_id = self.new_id(spec.type)
+        elif not isinstance(node_id, str) or not _ID_RE.match(node_id):
+            raise GraphError(f"node id {node_id!r} must start with a letter and hold only letters, digits "
+                             f"and _ (at most 64)")
+        elif node_id in self.nodes:
+            raise GraphError(f"there is already a node {node_id!r}")
+        pos = _position(position)
+        node = Node(node_id, spec.type, checked, pos)
+        if index is None or index >= len(self.nodes):
+            self.nodes[node_id] = node
+        else:
+            items = list(self.nodes.items())
+            items.insert(max(0, index), (node_id, node))
+            self.nodes = dict(items)
+        self._in[node_id] = []
+        self._out[node_id] = []
+        self.events.emit("node_added", node)
+        self._touch()
+        return node_id
+
+    def remove_node(self, node_id: str) -> tuple[Node, list[tuple[Edge, int]]]:
+        """Remove a node and its edges; returns the node and each removed edge with its input index,
+        so that an undo can put everything back exactly."""
+        node = self.node(node_id)
+        removed = []
+        for src in list(self._in[node_id]):
+            removed.append((Edge(src, node_id), self._in[node_id].index(src)))
+            self.disconnect(src, node_id)
+        for dst in list(self._out[node_id]):
+            removed.append((Edge(node_id, dst), self._in[dst].index(node_id)))
+            self.disconnect(node_id, dst)
+        del self.nodes[node_id]
+        del self._in[node_id]
+        del self._out[node_id]
+        self.events.emit("node_removed", node)
+        self._touch()
+        return node, removed
+
+    def check_connect(self, source: str, target: str) -> None:
+        """Raise the error connect() would raise, without changing anything."""
+        src, dst = self.node(source), self.node(target)
+        if source == target:
+            raise CycleError(f"{source} cannot feed itself")
+        if source in self._in[target]:
+            raise PortError(f"{source} is already connected to {target}")
+        spec = dst.spec
+        have = self._in[target]
+        if spec.max_inputs == 0:
+            raise PortError(f"{target} is an {dst.type} node: it takes no input, data flows out of it")
+        if spec.max_inputs is not None and len(have) >= spec.max_inputs:
+            taken = ", ".join(have)
+            raise PortError(f"{target} ({dst.type}) takes {_count(spec.max_inputs)} and already has it "
+                            f"from {taken}: disconnect that first")
+        if self._reaches(target, source):
+            raise CycleError(f"connecting {source} → {target} would make a loop: {target} already feeds "
+                             f"{source}. Networks here must flow one way")
+        del src
+
+    def connect(self, source: str, target: str, index: int | None = None) -> Edge:
+        """Wire `source`'s output into `target`. Inputs are ordered by connect() calls, or by `index`."""
+        self.check_connect(source, target)
+        ins = self._in[target]
+        if index is None or index >= len(ins):
+            ins.append(source)
+        else:
+            ins.insert(max(0, index), source)
+        self._out[source].append(target)
+        edge = Edge(source, target)
+        self.events.emit("edge_added", edge)
+        self._touch()
+        return edge
+
+    def disconnect(self, source: str, target: str) -> int:
+        """Remove the edge source → target; returns the input index it had."""
+        self.node(source), self.node(target)
+        if source not in self._in[target]:
+            raise GraphError(f"{source} is not connected to {target}")
+        index = self._in[target].index(source)
+        self._in[target].remove(source)
+        self._out[source].remove(target)
+        self.events.emit("edge_removed", Edge(source, target))
+        self._touch()
+        return index
+
+    def move(self, node_id: str, x: float, y: float) -> None:
+        node = self.node(node_id)
+        node.position = _position((x, y))
+        self.events.emit("node_moved", node)
+        self.events.emit("changed")  # a move changes no shape, so it does not bump the revision
+
+    def set_params(self, node_id: str, params: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+        """Change some parameters (validated first); returns the previous values of those changed."""
+        node = self.node(node_id)
+        values = dict(params or {})
+        values.update(kw)
+        checked = node.spec.validate_params(values, base=node.params)
+        old = {k: node.params[k] for k in values}
+        node.params = checked
+        self.events.emit("params_changed", node)
+        self._touch()
+        return old
+
+    def clear(self) -> None:
+        for nid in list(reversed(self.nodes)):
+            self.remove_node(nid)
+
+    # ---- plain data ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodes": [{"id": n.id, "type": n.type, "params": _plain(n.params), "position": list(n.position)}
+                      for n in self.nodes.values()],
+            "edges": [{"source": e.source, "target": e.target} for e in self.edges],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Graph":
+        """Rebuild a graph from to_dict() output; raises GraphError on anything wrong."""
+        g = cls()
+        for node in data["nodes"]:
+            g.add_node(node["type"], node.get("params", {}), node_id=node["id"], position=node.get("position"))
+        for edge in data["edges"]:
+            g.connect(edge["source"], edge["target"])
+        return g
+
+    def copy(self) -> "Graph":
+        return Graph.from_dict(self.to_dict())
+
+
+def _count(n: int) -> str:
+    return "one input" if n == 1 else f"{n} inputs"
+
+
+def _position(position: Iterable[float] | None) -> tuple[float, float]:
+    if position is None:
+        return (0.0, 0.0)
+    try:
+        x, y = position
+        x, y = float(x), float(y)
+    except (TypeError, ValueError):
+        raise GraphError(f"a position is two numbers (x, y), not {position!r}") from None
+    if x != x or y != y or abs(x) > 1e9 or abs(y) > 1e9:
+        raise GraphError(f"a position must be two finite numbers, not {position!r}")
+    return (x, y)
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
