@@ -1,0 +1,125 @@
+"""The `layerloom` command: summary (and, in later versions, train, export, ...) on top of the engine."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import LayerLoomError, ProjectError
+from .layers import fmt
+from .project import load_project
+from .shapes import Analysis, analyze
+
+EXIT_OK, EXIT_GRAPH_ERRORS, EXIT_BAD_FILE = 0, 1, 2
+
+
+def _human(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def summary_table(analysis: Analysis, title: str = "") -> str:
+    rows = [("name", "type", "output shape", "params", "MACs", "error")]
+    for nid in analysis.order:
+        info = analysis.nodes[nid]
+        shape = fmt(info.shape) if info.shape is not None else "—"
+        rows.append((nid, info.type, shape, f"{info.params:,d}", _human(info.macs),
+                     str(info.error) if info.error else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [title] if title else []
+    for i, r in enumerate(rows):
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]),
+                 r[3].rjust(widths[3]), r[4].rjust(widths[4])]
+        lines.append("  ".join(cells + ([r[5]] if r[5] else [])).rstrip())
+        if i == 0:
+            lines.append("-" * (sum(widths) + 8))
+    lines.append("-" * (sum(widths) + 8))
+    lines.append(f"total: {analysis.total_params:,d} parameters, {_human(analysis.total_macs)} MACs and "
+                 f"{_bytes(analysis.total_memory)} of activations per sample")
+    return "\n".join(lines)
+
+
+def summary_json(analysis: Analysis) -> dict:
+    nodes = []
+    for nid in analysis.order:
+        info = analysis.nodes[nid]
+        nodes.append({"id": nid, "type": info.type, "shape": list(info.shape) if info.shape is not None else None,
+                      "params": info.params, "macs": info.macs, "memory": info.memory,
+                      "error": str(info.error) if info.error else None})
+    return {"nodes": nodes, "total_params": analysis.total_params, "total_macs": analysis.total_macs,
+            "total_memory": analysis.total_memory, "ok": analysis.ok}
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    try:
+        project = load_project(args.project)
+    except ProjectError as e:
+        print(f"layerloom: cannot open the project: {e}", file=sys.stderr)
+        return EXIT_BAD_FILE
+    analysis = analyze(project.graph)
+    if args.json:
+        print(json.dumps(summary_json(analysis), indent=2))
+    else:
+        name = project.name or Path(args.project).stem
+        print(summary_table(analysis, f"{name}: {project.description}" if project.description else name))
+    if not analysis.ok:
+        errors = analysis.errors
+        if not errors and not analysis.nodes:
+            print("layerloom: the graph is empty: add an Input and some layers", file=sys.stderr)
+        for info in errors:
+            print(f"layerloom: {info.node_id} ({info.type}): {info.error}", file=sys.stderr)
+        return EXIT_GRAPH_ERRORS
+    return EXIT_OK
+
+
+def cmd_default(args: argparse.Namespace) -> int:
+    """With no subcommand: until the window exists, show the summary of a bundled template."""
+    from .templates import template_names, template_path
+    name = "cnn_mnist"
+    print(f"LayerLoom — templates: {', '.join(template_names())}\n")
+    ns = argparse.Namespace(project=str(template_path(name)), json=False)
+    code = cmd_summary(ns)
+    print("\nTry: layerloom summary resources/templates/<name>.layerloom [--json]")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="layerloom", description="Build, train and export PyTorch models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("summary", help="per-node shapes, parameters and MACs of a project",
+                       description="Print a table per node (name, type, output shape, params, MACs, error) with "
+                                   "totals. Exit status 1 when the graph cannot work, 2 when the file cannot be read.")
+    p.add_argument("project", help="a .layerloom project file")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", cmd_default)
+    try:
+        return func(args)
+    except LayerLoomError as e:
+        print(f"layerloom: {e}", file=sys.stderr)
+        return EXIT_BAD_FILE
+    except KeyboardInterrupt:
+        print("layerloom: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -281,7 +281,7 @@ def _position(position: Iterable[float] | None) -> tuple[float, float]:
     try:
         x, y = position
         x, y = float(x), float(y)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise GraphError(f"a position is two numbers (x, y), not {position!r}") from None
     if x != x or y != y or abs(x) > 1e9 or abs(y) > 1e9:
         raise GraphError(f"a position must be two finite numbers, not {position!r}")
