@@ -9,12 +9,14 @@ from .errors import (BuildError, CycleError, GraphError, LayerLoomError, NodeNot
                      ProjectError, ShapeError, SpecError, UnknownLayerError)
 from .graph import Edge, Graph, Node
 from .layers import all_specs, by_category, get_spec
+from .project import Project, load_project, save_project
 from .shapes import Analysis, NodeInfo, analyze, infer_shapes
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Analysis", "BuildError", "CycleError", "Edge", "Graph", "GraphError", "LayerLoomError", "Node", "NodeInfo",
-    "NodeNotFoundError", "ParamError", "PortError", "ProjectError", "ShapeError", "SpecError", "UnknownLayerError",
-    "all_specs", "analyze", "build_model", "by_category", "get_spec", "infer_shapes",
+    "NodeNotFoundError", "ParamError", "PortError", "Project", "ProjectError", "ShapeError", "SpecError", "UnknownLayerError",
+    "all_specs", "analyze", "build_model", "by_category", "get_spec", "infer_shapes", "load_project",
+    "save_project",
 ]
