@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from .errors import LayerLoomError, ProjectError
@@ -60,9 +61,19 @@ def summary_json(analysis: Analysis) -> dict:
             "total_memory": analysis.total_memory, "ok": analysis.ok}
 
 
+def _project_path(arg: str) -> Path:
+    """A project path, or the name of a bundled template (`cnn_mnist`) when no such file exists."""
+    path = Path(arg)
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+        from .templates import template_names, template_path
+        if arg in template_names():
+            return template_path(arg)
+    return path
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     try:
-        project = load_project(args.project)
+        project = load_project(_project_path(args.project))
     except ProjectError as e:
         print(f"layerloom: cannot open the project: {e}", file=sys.stderr)
         return EXIT_BAD_FILE
@@ -79,6 +90,24 @@ def cmd_summary(args: argparse.Namespace) -> int:
         for info in errors:
             print(f"layerloom: {info.node_id} ({info.type}): {info.error}", file=sys.stderr)
         return EXIT_GRAPH_ERRORS
+    return EXIT_OK
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    """The catalogue by category, or one layer's full explanation."""
+    from .layers import by_category, get_spec
+    if args.type:
+        for para in get_spec(args.type).explain().split("\n"):
+            print(textwrap.fill(para, width=100, subsequent_indent="    " if para.startswith("  ") else ""))
+        return EXIT_OK
+    for category, specs in by_category().items():
+        if not specs:
+            continue
+        print(f"{category}:")
+        width = max(len(s.type) for s in specs)
+        for s in specs:
+            print(f"  {s.type.ljust(width)}  {s.summary}")
+    print("\nDetails of one layer: layerloom layers TYPE")
     return EXIT_OK
 
 
@@ -99,9 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="per-node shapes, parameters and MACs of a project",
                        description="Print a table per node (name, type, output shape, params, MACs, error) with "
                                    "totals. Exit status 1 when the graph cannot work, 2 when the file cannot be read.")
-    p.add_argument("project", help="a .layerloom project file")
+    p.add_argument("project", help="a .layerloom project file, or a template name such as cnn_mnist")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_summary)
+    p = sub.add_parser("layers", help="the layer catalogue, or the explanation of one layer")
+    p.add_argument("type", nargs="?", help="a layer type, e.g. Conv2d")
+    p.set_defaults(func=cmd_layers)
     return parser
 
 
