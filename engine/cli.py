@@ -71,6 +71,15 @@ def _project_path(arg: str) -> Path:
     return path
 
 
+def _loss_advice(project, analysis: Analysis) -> list[str]:
+    """Advice on whether the chosen loss fits the network's output (e.g. Softmax before CrossEntropy)."""
+    if not project.loss or len(project.graph.sink_nodes()) != 1:
+        return []
+    from .losses import check_loss_fit
+    sink = project.graph.sink_nodes()[0]
+    return check_loss_fit(project.loss["type"], analysis.nodes[sink].shape, project.graph.nodes[sink].type)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     try:
         project = load_project(_project_path(args.project))
@@ -83,6 +92,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     else:
         name = project.name or Path(args.project).stem
         print(summary_table(analysis, f"{name}: {project.description}" if project.description else name))
+    if analysis.ok and not args.json:
+        for note in _loss_advice(project, analysis):
+            print(f"note: {note}")
     if not analysis.ok:
         errors = analysis.errors
         if not errors and not analysis.nodes:
