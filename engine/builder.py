@@ -16,7 +16,8 @@ def _check(graph: Graph, analysis: Analysis) -> None:
     if not graph.nodes:
         raise BuildError("the graph is empty: add an Input and some layers")
     if not graph.input_nodes():
-        raise BuildError("the graph has no Input node: add one and connect it to the first layer")
+        starts = [nid for nid in graph.topological_order() if not graph.inputs_of(nid)]
+        raise BuildError(f"the graph has no Input node: add one and connect it to {', '.join(starts)}")
     errors = analysis.errors
     if errors:
         lines = "\n".join(f"  {e.node_id} ({e.type}): {e.error}" for e in errors)
@@ -65,6 +66,7 @@ def _define():
             self.input_shapes = {nid: analysis.nodes[nid].shape for nid in self.input_ids}
             self.input_dtypes = {nid: analysis.nodes[nid].dtype for nid in self.input_ids}
             self.output_shapes = {nid: analysis.nodes[nid].shape for nid in self.output_ids}
+            self._plan: list = []  # set first, so a node named "_plan" is caught by the clash check below
             plan = []
             for nid in analysis.order:
                 node = graph.nodes[nid]
