@@ -6,6 +6,7 @@ problem becomes a ProjectError that says where in the file and what is wrong.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ FORMAT = "layerloom-project"
 VERSION = 2
 SUFFIX = ".layerloom"
 MAX_BYTES = 64 * 1024 * 1024  # a project is a small text file; anything larger is not one of ours
+MAX_DEPTH = 64  # a project nests about 6 levels; deeper JSON is not one of ours (and could not be written back)
 
 SECTIONS = ("data", "loss", "optimizer", "schedule", "training")
 
@@ -108,6 +110,7 @@ def _read(d: Any, path: str | None) -> Project:
     if version >= 2 and d.get("format") != FORMAT:
         raise err(f"this is not a LayerLoom project (format is {d.get('format')!r}, expected {FORMAT!r})",
                   "format")
+    _check_plain(d, err)
     while version < VERSION:
         d = MIGRATIONS[version](d, err)
         version = d["version"]
@@ -133,6 +136,29 @@ def _read(d: Any, path: str | None) -> Project:
     extra = {k: v for k, v in d.items() if k not in known}
     return Project(graph=graph, name=d.get("name", "untitled"), description=d.get("description", ""),
                    extra=extra, **sections)
+
+
+def _check_plain(data: Any, err: Callable[..., ProjectError]) -> None:
+    """Refuse what Python's JSON reader accepts but a save could not write back the same: NaN and
+    infinities, text with unpaired surrogates (\\ud800), and nesting deeper than MAX_DEPTH."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise err(f"the file nests deeper than {MAX_DEPTH} levels, too deep to be a project", where or None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise err(f"{value} is not a number a project can hold (NaN and infinities are not JSON)", where or None)
+        texts = [value] if isinstance(value, str) else list(value) if isinstance(value, dict) else []
+        for text in texts:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise err(f"the text {text!r} holds an unpaired surrogate escape, which is not Unicode",
+                          where or None) from None
+        if isinstance(value, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
 
 
 def _check_choice(key: str, value: dict[str, Any], err: Callable[..., ProjectError]) -> None:
@@ -223,6 +249,8 @@ def loads_project(text: str | bytes, path: str | os.PathLike | None = None) -> P
         raise ProjectError(f"the file is not valid JSON ({e.msg})", path=p, where=f"line {e.lineno}, column {e.colno}")
     except UnicodeDecodeError:
         raise ProjectError("the file is not text (UTF-8 JSON expected)", path=p) from None
+    except ValueError as e:  # e.g. an integer literal longer than Python converts (4300 digits)
+        raise ProjectError(f"the file is not valid JSON ({e})", path=p) from None
     except RecursionError:
         raise ProjectError("the file nests too deeply to be a project", path=p) from None
     try:
@@ -280,15 +308,15 @@ def save_project(path: str | os.PathLike, project: "Project | Graph") -> Path:
     target, so a crash mid-save leaves the previous file intact."""
     p = Path(path)
     try:
-        text = dumps_project(project)
-    except ValueError as e:
+        data = dumps_project(project).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as e:  # NaN, a non-JSON object, a lone surrogate, a loop
         raise ProjectError(f"the project holds a value JSON cannot store ({e})", path=str(p)) from None
     folder = p.parent if str(p.parent) else Path(".")
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         if p.exists():
