@@ -614,15 +614,29 @@ def test_large_graph_with_a_late_error_names_the_node(tmp_path):
     assert e.where == "graph.nodes[3000].type"
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_file(tmp_path):
-    path = write(tmp_path / "locked.layerloom", project_doc())
-    os.chmod(path, 0)
+def test_unreadable_file():
+    """A file the user may not read gives a clear ProjectError. Root reads anything, so when the tests run
+    as root the loader runs in a child process that has dropped to the unprivileged user 'nobody'."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="layerloom-perm-"))
     try:
-        with pytest.raises(ProjectError, match="permission denied"):
-            load_project(path)
+        os.chmod(folder, 0o755)
+        path = write(folder / "locked.layerloom", project_doc())
+        os.chmod(path, 0)
+        code = ("import engine, sys\n"
+                "try:\n    engine.load_project(sys.argv[1])\n"
+                "except engine.ProjectError as e:\n    print(e)\n")
+        drop = (lambda: os.setuid(65534)) if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[2], preexec_fn=drop, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "permission denied" in out.stdout and "locked.layerloom" in out.stdout
     finally:
-        os.chmod(path, 0o644)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_loads_project_without_a_path_has_no_path_prefix():
