@@ -124,6 +124,10 @@ register(LayerSpec(
 
 
 def _embedding_infer(p, ins):
+    n, pad = p["num_embeddings"], p["padding_idx"]
+    if pad is not None and pad >= n:
+        raise fail(f"padding_idx {pad} is not an id of the vocabulary (0 … {n - 1})",
+                   f"set padding_idx below num_embeddings {n}, or leave it empty")
     return TensorInfo(ins[0].shape + (p["embedding_dim"],))
 
 
@@ -220,12 +224,17 @@ def _conv_infer(dims: int, transposed: bool = False):
             raise fail(f"groups {g} must divide both the {c} input channels and out_channels {p['out_channels']}",
                        "set groups to a common divisor (1 always works)")
         mode = None if transposed else p["padding_mode"]
-        if mode in ("reflect", "circular") and p["padding"] not in ("valid", "same"):
-            pd = as_tuple(p["padding"], dims)
+        if mode in ("reflect", "circular") and p["padding"] != "valid":
+            if p["padding"] == "same":  # PyTorch pads d·(k−1) in all, the larger half after the input
+                k, d = as_tuple(p["kernel_size"], dims), as_tuple(p["dilation"], dims)
+                pd = tuple(d[i] * (k[i] - 1) - d[i] * (k[i] - 1) // 2 for i in range(dims))
+            else:
+                pd = as_tuple(p["padding"], dims)
             # reflect mirrors inside the input, circular wraps around it: both need that much input.
             if any(pd[i] >= s[1 + i] if mode == "reflect" else pd[i] > s[1 + i] for i in range(dims)):
-                raise fail(f"padding {p['padding']} with padding_mode {mode!r} needs an input larger than "
-                           f"{_x(s[1:])}", "lower padding or use padding_mode 'zeros'")
+                raise fail(f"padding {p['padding']!r} with padding_mode {mode!r} needs an input larger than "
+                           f"{_x(s[1:])}", ("lower kernel_size or dilation" if p["padding"] == "same" else
+                                            "lower padding") + " or use padding_mode 'zeros'")
         return TensorInfo((p["out_channels"],) + _conv_geometry(layer, p, s[1:], transposed))
     return infer
 
@@ -338,17 +347,17 @@ def _pool_out(layer: str, p: dict, spatial: tuple[int, ...], dilation: bool) -> 
     out = []
     for i in range(n):
         span = d[i] * (k[i] - 1) + 1
-        if 2 * pd[i] > span:
+        if 2 * pd[i] > k[i]:  # PyTorch compares with the kernel size itself, dilation or not
             raise fail(f"padding {pd[i]} is more than half the kernel size {k[i]}",
-                       f"use padding at most {span // 2}")
-        if span > spatial[i] + 2 * pd[i]:
-            ks = _x(k) if len(set(k)) > 1 else str(k[0])
-            raise fail(f"pooling window {ks} is larger than the {_x(spatial)} input",
-                       "lower kernel_size or remove a pooling layer above")
+                       f"use padding at most {k[i] // 2}")
         num = spatial[i] + 2 * pd[i] - span
         o = (-(-num // s[i]) if p["ceil_mode"] else num // s[i]) + 1
         if p["ceil_mode"] and (o - 1) * s[i] >= spatial[i] + pd[i]:
             o -= 1  # PyTorch: the last window must start inside the input or its left padding
+        if o < 1:  # with ceil_mode a window may hang over the end, so compare the output, not the window
+            ks = _x(k) if len(set(k)) > 1 else str(k[0])
+            raise fail(f"pooling window {ks} is larger than the {_x(spatial)} input",
+                       "lower kernel_size or remove a pooling layer above")
         out.append(o)
     return tuple(out)
 
@@ -804,6 +813,9 @@ def _permute_dims(p, s):
 def _permute_infer(p, ins):
     s = ins[0].shape
     dims = _permute_dims(p, s)
+    if len(dims) == len(s) + 1 and sorted(dims) == list(range(len(s) + 1)):  # batch form, 0 not first
+        raise fail(f"Permute dims {fmt(tuple(p['dims']))} would move the batch (dimension 0) away from the front",
+                   f"keep 0 first, or list only the sample dimensions 0 … {len(s) - 1}")
     if sorted(dims) != list(range(len(s))):
         raise fail(f"Permute dims {fmt(tuple(p['dims']))} are not an ordering of the {len(s)} dimensions of "
                    f"{fmt(s)}", f"list each of 0 … {len(s) - 1} once, e.g. {fmt(tuple(reversed(range(len(s)))))}")
