@@ -44,6 +44,7 @@ class Param:
     allow_minus_one: bool = False       # for ints: one -1 allowed (Reshape)
     exclusive_min: bool = False
     effect: str = ""                    # "what this changes", for the inspector
+    aliases: tuple[tuple[str, str], ...] = ()  # for choice: other spellings accepted, e.g. ("long", "int64")
 
     def describe_range(self) -> str:
         if self.kind == CHOICE:
@@ -88,6 +89,10 @@ class Param:
                 raise ParamError(f"{owner}: {self.name} must be true or false, not {value!r}", self.name)
             return value
         if k == CHOICE:
+            aliases = dict(self.aliases)
+            key = value if isinstance(value, str) else str(value)  # e.g. torch.int64 → "torch.int64"
+            aliases.update((c.lower(), c) for c in self.choices)  # "Zeros" or "INT64" as well
+            value = aliases.get(key, aliases.get(key.lower(), value))
             if value not in self.choices:
                 raise ParamError(f"{owner}: {self.name} = {value!r} is not allowed; it must be "
                                  f"{self.describe_range()}", self.name)

@@ -127,7 +127,7 @@ def analyze(graph: Graph) -> Analysis:
             info = NodeInfo(nid, node.type, error=ShapeError(
                 f"waiting on {root}", hint=f"fix the error there first", waiting_on=root))
         else:
-            ins = [TensorInfo(nodes[s].shape, nodes[s].dtype) for s in srcs]
+            ins = [TensorInfo(nodes[s].shape, nodes[s].dtype, s) for s in srcs]
             info = infer_node(node.type, node.params, ins)
             info.node_id = nid
         if info.error is not None:

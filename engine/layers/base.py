@@ -23,6 +23,7 @@ class TensorInfo(NamedTuple):
 
     shape: tuple[int, ...]
     dtype: str = FLOAT32
+    source: str = ""  # the node it comes from, so merge errors can name it
 
     @property
     def numel(self) -> int:

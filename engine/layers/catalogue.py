@@ -48,7 +48,9 @@ register(LayerSpec(
         Param("shape", INTS, [1, 28, 28], "size of one sample, batch excluded", min=1, max=1_000_000,
               max_length=6, effect="every layer below re-infers its shape"),
         Param("dtype", CHOICE, FLOAT32, "float32 for measurements and pixels, int64 for token ids",
-              choices=(FLOAT32, INT64)),
+              choices=(FLOAT32, INT64),
+              aliases=(("float", FLOAT32), ("torch.float32", FLOAT32), ("torch.float", FLOAT32),
+                       ("long", INT64), ("int", INT64), ("torch.int64", INT64), ("torch.long", INT64))),
     ),
     infer=_input_infer, build=None, min_inputs=0, max_inputs=0, accepts="any", key_params=("shape",),
 ))
@@ -678,13 +680,18 @@ for _name, _summary, _formula in (
 # ----------------------------------------------------------------------------------------------------
 # Merge
 
+def _input_name(ins: list[TensorInfo], i: int) -> str:
+    """How an error names input i: its source node when known ('input 2 (relu_1)')."""
+    return f"input {i + 1} ({ins[i].source})" if ins[i].source else f"input {i + 1}"
+
+
 def _same_shapes(layer: str):
     def infer(p, ins):
         first = ins[0].shape
         for i, t in enumerate(ins[1:], 1):
             if t.shape != first:
-                raise fail(f"{layer} needs inputs of the same shape but input 1 gives {fmt(first)} and input "
-                           f"{i + 1} gives {fmt(t.shape)}", "change a layer above so that both match")
+                raise fail(f"{layer} needs inputs of the same shape but {_input_name(ins, 0)} gives {fmt(first)} and "
+                           f"{_input_name(ins, i)} gives {fmt(t.shape)}", "change a layer above so that both match")
         return TensorInfo(first)
     return infer
 
@@ -718,8 +725,8 @@ def _concat_infer(p, ins):
     for i, t in enumerate(ins):
         s = t.shape
         if len(s) != len(first) or any(a != b for j, (a, b) in enumerate(zip(s, first)) if j != axis):
-            raise fail(f"Concat along dim {d} needs inputs equal in every other dimension but input 1 gives "
-                       f"{fmt(first)} and input {i + 1} gives {fmt(s)}",
+            raise fail(f"Concat along dim {d} needs inputs equal in every other dimension but {_input_name(ins, 0)} "
+                       f"gives {fmt(first)} and {_input_name(ins, i)} gives {fmt(s)}",
                        "reshape or pool one branch so the other sizes match, or change dim")
         if t.dtype != ins[0].dtype:
             raise fail(f"Concat needs inputs of one type but gets {ins[0].dtype} and {t.dtype}",
