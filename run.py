@@ -25,6 +25,7 @@ VENV = ROOT / ".venv"
 STAMP = VENV / "layerloom-setup.stamp"
 TORCH_VERSION = "2.13.0"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+PYPI = "https://pypi.org/simple"
 SETUP_VERSION = "1"  # bump to force a reinstall when this script's install steps change
 
 
@@ -70,14 +71,15 @@ def installed_torch() -> str | None:
 def install_torch() -> None:
     have = installed_torch()
     flavour = torch_flavour()
-    if have and have.split("+")[0] == TORCH_VERSION and (flavour != "cpu" or "+cpu" in have or platform.system() != "Linux"):
+    cpu_ok = flavour != "cpu" or "+cpu" in have or platform.system() != "Linux" if have else False
+    if have and have.split("+")[0] == TORCH_VERSION and cpu_ok:
         return
     if flavour == "cpu":
         say(f"installing PyTorch {TORCH_VERSION} (CPU build: no NVIDIA driver found)")
         # A local wheel or the user's own index may already hold the CPU build; else PyTorch's CPU index.
         if pip(f"torch=={TORCH_VERSION}+cpu") == 0:
             return
-        if pip(f"torch=={TORCH_VERSION}", "--index-url", CPU_INDEX, "--extra-index-url", "https://pypi.org/simple") == 0:
+        if pip(f"torch=={TORCH_VERSION}", "--index-url", CPU_INDEX, "--extra-index-url", PYPI) == 0:
             return
         sys.exit("Could not install the CPU build of PyTorch; check the network and try again.")
     say(f"installing PyTorch {TORCH_VERSION} (the default build for this machine)")

@@ -5,8 +5,19 @@
 from __future__ import annotations
 
 from .builder import build_model
-from .errors import (BuildError, CycleError, GraphError, LayerLoomError, NodeNotFoundError, ParamError, PortError,
-                     ProjectError, ShapeError, SpecError, UnknownLayerError)
+from .errors import (
+                     BuildError,
+                     CycleError,
+                     GraphError,
+                     LayerLoomError,
+                     NodeNotFoundError,
+                     ParamError,
+                     PortError,
+                     ProjectError,
+                     ShapeError,
+                     SpecError,
+                     UnknownLayerError,
+)
 from .graph import Edge, Graph, Node
 from .layers import all_specs, by_category, get_spec
 from .project import Project, load_project, save_project
@@ -16,7 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Analysis", "BuildError", "CycleError", "Edge", "Graph", "GraphError", "LayerLoomError", "Node", "NodeInfo",
-    "NodeNotFoundError", "ParamError", "PortError", "Project", "ProjectError", "ShapeError", "SpecError", "UnknownLayerError",
+    "NodeNotFoundError", "ParamError", "PortError", "Project", "ProjectError", "ShapeError", "SpecError",
+    "UnknownLayerError",
     "all_specs", "analyze", "build_model", "by_category", "get_spec", "infer_shapes", "load_project",
     "save_project",
 ]

@@ -6,8 +6,9 @@ that leaves the graph unchanged when it is refused.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import CycleError, GraphError, NodeNotFoundError, PortError
 from .events import Events

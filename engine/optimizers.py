@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .errors import ParamError, SpecError
 from .params import BOOL, CHOICE, FLOAT, FLOATS, INT, Param, validate_params
@@ -425,7 +426,8 @@ SCHEDULES.append(ScheduleSpec(
         opt, mode=p["mode"], factor=p["factor"], patience=p["patience"], threshold=p["threshold"],
         min_lr=p["min_lr"]),
     needs_metric=True,
-    check=_check_open_unit("reduce-on-plateau schedule", "factor", "0.1 divides the learning rate by 10, 0.5 halves it"),
+    check=_check_open_unit("reduce-on-plateau schedule", "factor",
+                           "0.1 divides the learning rate by 10, 0.5 halves it"),
     torch_name="optim.lr_scheduler.ReduceLROnPlateau",
 ))
 

@@ -9,9 +9,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import GraphError, LayerLoomError, ParamError, ProjectError, UnknownLayerError
 from .graph import Graph
@@ -246,7 +247,8 @@ def loads_project(text: str | bytes, path: str | os.PathLike | None = None) -> P
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ProjectError(f"the file is not valid JSON ({e.msg})", path=p, where=f"line {e.lineno}, column {e.colno}")
+        raise ProjectError(f"the file is not valid JSON ({e.msg})", path=p,
+                           where=f"line {e.lineno}, column {e.colno}") from None
     except UnicodeDecodeError:
         raise ProjectError("the file is not text (UTF-8 JSON expected)", path=p) from None
     except ValueError as e:  # e.g. an integer literal longer than Python converts (4300 digits)

@@ -125,7 +125,7 @@ def analyze(graph: Graph) -> Analysis:
         if blocked is not None:
             root = nodes[blocked].error.waiting_on or blocked
             info = NodeInfo(nid, node.type, error=ShapeError(
-                f"waiting on {root}", hint=f"fix the error there first", waiting_on=root))
+                f"waiting on {root}", hint="fix the error there first", waiting_on=root))
         else:
             ins = [TensorInfo(nodes[s].shape, nodes[s].dtype, s) for s in srcs]
             info = infer_node(node.type, node.params, ins)

@@ -15,8 +15,7 @@ from torch.optim import lr_scheduler
 
 from engine.errors import ParamError, SpecError
 from engine.losses import LossSpec, all_losses, check_loss_fit, get_loss
-from engine.optimizers import (OptimizerSpec, ScheduleSpec, all_optimizers, all_schedules, get_optimizer,
-                               get_schedule)
+from engine.optimizers import OptimizerSpec, ScheduleSpec, all_optimizers, all_schedules, get_optimizer, get_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,18 @@ from hypothesis import strategies as st
 
 import engine
 from engine import Graph, ProjectError, all_specs, analyze
-from engine.project import (FORMAT, MAX_BYTES, SECTIONS, SUFFIX, VERSION, Project, dumps_project, load_project,
-                            loads_project, save_project)
+from engine.project import (
+    FORMAT,
+    MAX_BYTES,
+    SECTIONS,
+    SUFFIX,
+    VERSION,
+    Project,
+    dumps_project,
+    load_project,
+    loads_project,
+    save_project,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = ROOT / "resources" / "templates"

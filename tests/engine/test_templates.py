@@ -8,7 +8,7 @@ name), and the same shape for every node as the hand model's intermediate tensor
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
