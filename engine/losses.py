@@ -5,14 +5,14 @@
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .catalog import Catalog, Described
 from .errors import SpecError
 from .layers.base import FLOAT32, INT64, fmt
-from .params import FLOAT, INT, Param, validate_params
+from .params import FLOAT, INT, Param
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -26,7 +26,7 @@ ZERO_ONE_FLOAT = "same shape as the output, float in [0, 1] (1 = yes, 0 = no); t
 
 
 @dataclass(frozen=True)
-class LossSpec:
+class LossSpec(Described):
     """One loss of the catalogue.
 
     `target` says, in words, what labels the loss expects; `target_dtype` is their dtype ("int64" or "float32").
@@ -44,35 +44,12 @@ class LossSpec:
     target_dtype: str = FLOAT32
     torch_name: str = ""
 
-    def validate_params(self, values: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Merge `values` over `base` (or the defaults) and validate; raises ParamError saying what is allowed."""
-        return validate_params(self.type, self.params, values, base)
-
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
-
-    def explain(self) -> str:
-        """The full explanation shown in the loss picker."""
-        lines = [f"{self.type} — {self.summary}", "", self.doc]
-        if self.formula:
-            lines += ["", f"Formula: {self.formula}"]
-        lines += ["", f"Targets: {self.target}"]
-        if self.torch_name:
-            lines += [f"PyTorch: torch.{self.torch_name}"]
-        if self.params:
-            lines += ["", "Parameters:"]
-            for p in self.params:
-                rng = p.describe_range()
-                lines.append(f"  {p.name} (default {p.default!r}{'; ' + rng if rng else ''}): {p.doc}")
-        return "\n".join(lines)
+    def explain_extra(self) -> list[str]:
+        return ["", f"Targets: {self.target}"]
 
 
-SPECS: list[LossSpec] = []
-
-
-def register(spec: LossSpec) -> LossSpec:
-    SPECS.append(spec)
-    return spec
+LOSSES: Catalog[LossSpec] = Catalog("loss", SpecError, plural="losses")
+register = LOSSES.register
 
 
 def _nn():
@@ -202,30 +179,14 @@ register(LossSpec(
 # ----------------------------------------------------------------------------------------------------
 # Registry
 
-def _key(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
-
-
-_BY_KEY: dict[str, LossSpec] = {}
-for _s in SPECS:
-    _BY_KEY[_key(_s.type)] = _s
-    _BY_KEY[_key(_s.torch_name.rsplit(".", 1)[-1])] = _s  # "CrossEntropyLoss" works too
-
-
 def get_loss(name: str) -> LossSpec:
-    """The spec of a loss; case-insensitive ("crossentropy", "CrossEntropyLoss"). Raises SpecError with the
+    """The spec of a loss; any case, or PyTorch's class name ("CrossEntropyLoss"). Raises SpecError with the
     nearest names."""
-    if isinstance(name, str) and _key(name) in _BY_KEY:
-        return _BY_KEY[_key(name)]
-    names = [s.type for s in SPECS]
-    lower = {n.lower(): n for n in names}
-    near = [lower[m] for m in difflib.get_close_matches(str(name).lower(), list(lower), n=3, cutoff=0.5)]
-    hint = f"; did you mean {' or '.join(near)}?" if near else "."
-    raise SpecError(f"there is no loss {name!r}{hint} The losses are: {', '.join(names)}")
+    return LOSSES.get(name)
 
 
 def all_losses() -> list[LossSpec]:
-    return list(SPECS)
+    return LOSSES.all()
 
 
 # ----------------------------------------------------------------------------------------------------

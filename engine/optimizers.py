@@ -4,56 +4,23 @@
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .catalog import Catalog, Described
 from .errors import ParamError, SpecError
-from .params import BOOL, CHOICE, FLOAT, FLOATS, INT, Param, validate_params
+from .params import BOOL, CHOICE, FLOAT, FLOATS, INT, Param
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-
-def _param_lines(params: tuple[Param, ...]) -> list[str]:
-    if not params:
-        return []
-    lines = ["", "Parameters:"]
-    for p in params:
-        rng = p.describe_range()
-        lines.append(f"  {p.name} (default {p.default!r}{'; ' + rng if rng else ''}): {p.doc}")
-    return lines
-
-
-def _key(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "").replace(" ", "")
-
-
-def _lookup(what: str, name: str, specs: list, by_key: dict):
-    if isinstance(name, str) and _key(name) in by_key:
-        return by_key[_key(name)]
-    names = [s.type for s in specs]
-    lower = {n.lower(): n for n in names}
-    near = [lower[m] for m in difflib.get_close_matches(str(name).lower(), list(lower), n=3, cutoff=0.5)]
-    hint = f"; did you mean {' or '.join(near)}?" if near else "."
-    raise SpecError(f"there is no {what} {name!r}{hint} The {what}s are: {', '.join(names)}")
-
-
-def _index(specs: list) -> dict:
-    out = {}
-    for s in specs:
-        out[_key(s.type)] = s
-        if s.torch_name:
-            out[_key(s.torch_name.rsplit(".", 1)[-1])] = s  # the PyTorch class name works too
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------
 # Optimizers
 
 @dataclass(frozen=True)
-class OptimizerSpec:
+class OptimizerSpec(Described):
     """One optimizer.
 
     build(params, model_parameters) -> torch.optim.Optimizer imports torch only when called; `params` is a
@@ -69,26 +36,10 @@ class OptimizerSpec:
     check: Callable[[dict], None] | None = None
     torch_name: str = ""
 
-    def validate_params(self, values: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Merge `values` over `base` (or the defaults) and validate; raises ParamError saying how to fix it."""
-        out = validate_params(self.type, self.params, values, base)
-        if self.check is not None:
-            self.check(out)
-        return out
-
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
-
-    def explain(self) -> str:
-        lines = [f"{self.type} — {self.summary}", "", self.doc]
-        if self.formula:
-            lines += ["", f"Update: {self.formula}"]
-        if self.torch_name:
-            lines += [f"PyTorch: torch.{self.torch_name}"]
-        return "\n".join(lines + _param_lines(self.params))
+    formula_label = "Update"
 
 
-OPTIMIZERS: list[OptimizerSpec] = []
+OPTIMIZERS: Catalog[OptimizerSpec] = Catalog("optimizer", SpecError)
 
 
 def _optim():
@@ -127,7 +78,7 @@ def _check_betas(name: str):
     return check
 
 
-OPTIMIZERS.append(OptimizerSpec(
+OPTIMIZERS.register(OptimizerSpec(
     type="SGD",
     summary="stochastic gradient descent: step downhill along the gradient, optionally with momentum",
     doc="The simplest optimizer: every weight moves against its gradient by lr times the gradient. With "
@@ -154,7 +105,7 @@ OPTIMIZERS.append(OptimizerSpec(
 _ADAM_FORMULA = ("m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;  m̂ = m / (1 − β₁ᵗ);  v̂ = v / (1 − β₂ᵗ);  "
                  "θ ← θ − η·m̂ / (√v̂ + ε)")
 
-OPTIMIZERS.append(OptimizerSpec(
+OPTIMIZERS.register(OptimizerSpec(
     type="Adam",
     summary="adaptive moments: a step size for each weight, from running averages of its gradients",
     doc="Keeps a running average of each weight's gradient (momentum, m) and of its square (v), and divides "
@@ -176,7 +127,7 @@ OPTIMIZERS.append(OptimizerSpec(
     torch_name="optim.Adam",
 ))
 
-OPTIMIZERS.append(OptimizerSpec(
+OPTIMIZERS.register(OptimizerSpec(
     type="AdamW",
     summary="Adam with weight decay done right (decoupled)",
     doc="Adam, but weight decay shrinks the weights directly instead of being mixed into the gradient, so "
@@ -197,7 +148,7 @@ OPTIMIZERS.append(OptimizerSpec(
     torch_name="optim.AdamW",
 ))
 
-OPTIMIZERS.append(OptimizerSpec(
+OPTIMIZERS.register(OptimizerSpec(
     type="RMSprop",
     summary="divides each step by a running average of recent gradient sizes",
     doc="Keeps a running average of each weight's squared gradient and divides the gradient by its square "
@@ -219,7 +170,7 @@ OPTIMIZERS.append(OptimizerSpec(
     torch_name="optim.RMSprop",
 ))
 
-OPTIMIZERS.append(OptimizerSpec(
+OPTIMIZERS.register(OptimizerSpec(
     type="Adagrad",
     summary="steps shrink for weights that have already moved a lot",
     doc="Adds up each weight's squared gradients over the whole of training and divides by the square root "
@@ -238,23 +189,21 @@ OPTIMIZERS.append(OptimizerSpec(
     torch_name="optim.Adagrad",
 ))
 
-_OPT_BY_KEY = _index(OPTIMIZERS)
-
 
 def get_optimizer(name: str) -> OptimizerSpec:
     """The spec of an optimizer; case-insensitive. Raises SpecError with the nearest names."""
-    return _lookup("optimizer", name, OPTIMIZERS, _OPT_BY_KEY)
+    return OPTIMIZERS.get(name)
 
 
 def all_optimizers() -> list[OptimizerSpec]:
-    return list(OPTIMIZERS)
+    return OPTIMIZERS.all()
 
 
 # ----------------------------------------------------------------------------------------------------
 # Learning-rate schedules
 
 @dataclass(frozen=True)
-class ScheduleSpec:
+class ScheduleSpec(Described):
     """One learning-rate schedule.
 
     build(params, optimizer, *, epochs=None, steps_per_epoch=None) -> a torch scheduler; raises SpecError when
@@ -278,29 +227,17 @@ class ScheduleSpec:
         """"batch" or "epoch": when scheduler.step() is called."""
         return "batch" if self.per_batch else "epoch"
 
-    def validate_params(self, values: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-        out = validate_params(f"{self.type} schedule", self.params, values, base)
-        if self.check is not None:
-            self.check(out)
-        return out
+    def owner(self) -> str:
+        return f"{self.type} schedule"
 
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
-
-    def explain(self) -> str:
-        lines = [f"{self.type} — {self.summary}", "", self.doc]
-        if self.formula:
-            lines += ["", f"Formula: {self.formula}"]
+    def explain_extra(self) -> list[str]:
         when = "after every batch" if self.per_batch else "after every epoch"
         if self.needs_metric:
             when += ", given the validation metric it watches"
-        lines += ["", f"Steps: {when}"]
-        if self.torch_name:
-            lines += [f"PyTorch: torch.{self.torch_name}"]
-        return "\n".join(lines + _param_lines(self.params))
+        return ["", f"Steps: {when}"]
 
 
-SCHEDULES: list[ScheduleSpec] = []
+SCHEDULES: Catalog[ScheduleSpec] = Catalog("schedule", SpecError)
 
 
 def _sched():
@@ -345,7 +282,7 @@ def _check_open_unit(owner: str, name: str, example: str):
     return check
 
 
-SCHEDULES.append(ScheduleSpec(
+SCHEDULES.register(ScheduleSpec(
     type="step",
     summary="multiply the learning rate by gamma every step_size epochs",
     doc="Keeps the learning rate constant for step_size epochs, then multiplies it by gamma (e.g. divides it "
@@ -362,7 +299,7 @@ SCHEDULES.append(ScheduleSpec(
     torch_name="optim.lr_scheduler.StepLR",
 ))
 
-SCHEDULES.append(ScheduleSpec(
+SCHEDULES.register(ScheduleSpec(
     type="cosine",
     summary="lower the learning rate smoothly along half a cosine wave",
     doc="Starts at the optimizer's learning rate and glides down to eta_min following a cosine curve: slow "
@@ -378,7 +315,7 @@ SCHEDULES.append(ScheduleSpec(
     torch_name="optim.lr_scheduler.CosineAnnealingLR",
 ))
 
-SCHEDULES.append(ScheduleSpec(
+SCHEDULES.register(ScheduleSpec(
     type="one-cycle",
     summary="warm the learning rate up to max_lr, then anneal it far below the start",
     doc="Over the whole run, the learning rate rises from max_lr/25 to max_lr during the first pct_start of "
@@ -403,7 +340,7 @@ SCHEDULES.append(ScheduleSpec(
     torch_name="optim.lr_scheduler.OneCycleLR",
 ))
 
-SCHEDULES.append(ScheduleSpec(
+SCHEDULES.register(ScheduleSpec(
     type="reduce-on-plateau",
     summary="cut the learning rate when the validation metric stops improving",
     doc="Watches a metric after every epoch (usually the validation loss, with mode 'min'; or accuracy, with "
@@ -431,17 +368,16 @@ SCHEDULES.append(ScheduleSpec(
     torch_name="optim.lr_scheduler.ReduceLROnPlateau",
 ))
 
-_SCHED_BY_KEY = _index(SCHEDULES)
 
 
 def get_schedule(name: str) -> ScheduleSpec:
     """The spec of a schedule; case-insensitive ("one-cycle", "OneCycle", "OneCycleLR"). Raises SpecError with
     the nearest names."""
-    return _lookup("schedule", name, SCHEDULES, _SCHED_BY_KEY)
+    return SCHEDULES.get(name)
 
 
 def all_schedules() -> list[ScheduleSpec]:
-    return list(SCHEDULES)
+    return SCHEDULES.all()
 
 
 __all__ = ["OptimizerSpec", "ScheduleSpec", "all_optimizers", "all_schedules", "get_optimizer", "get_schedule"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
+from ..catalog import Described
 from ..errors import ShapeError
-from ..params import Param, validate_params
+from ..params import Param
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -45,7 +46,7 @@ def _zero(p: dict, ins: list[TensorInfo], out: TensorInfo) -> int:
 
 
 @dataclass(frozen=True)
-class LayerSpec:
+class LayerSpec(Described):
     """One layer type of the catalogue.
 
     infer(params, inputs) -> TensorInfo raises ShapeError (via `fail`) in words a learner can act on.
@@ -67,21 +68,3 @@ class LayerSpec:
     max_inputs: int | None = 1
     accepts: str = "float"  # "float": real numbers only; "int": token ids only; "any"
     key_params: tuple[str, ...] = ()  # shown on the node in the canvas
-
-    def validate_params(self, values: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-        return validate_params(self.type, self.params, values, base)
-
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
-
-    def explain(self) -> str:
-        """The full explanation shown in the palette and inspector."""
-        lines = [f"{self.type} — {self.summary}", "", self.doc]
-        if self.formula:
-            lines += ["", f"Formula: {self.formula}"]
-        if self.params:
-            lines += ["", "Parameters:"]
-            for p in self.params:
-                rng = p.describe_range()
-                lines.append(f"  {p.name} (default {p.default!r}{'; ' + rng if rng else ''}): {p.doc}")
-        return "\n".join(lines)

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import math
 
+from ..catalog import Catalog
+from ..errors import UnknownLayerError
 from ..params import BOOL, CHOICE, FLOAT, INT, INT_TUPLE, INTS, PADDING, Param, as_tuple
 from .base import FLOAT32, INT64, LayerSpec, TensorInfo, fail, fmt
 
-SPECS: list[LayerSpec] = []
-
-
-def register(spec: LayerSpec) -> LayerSpec:
-    SPECS.append(spec)
-    return spec
+LAYERS: Catalog[LayerSpec] = Catalog("layer type", UnknownLayerError, list_all=False,
+                                     more=" See `layerloom layers` for the list.")
+register = LAYERS.register
 
 
 def _nn():
