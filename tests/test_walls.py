@@ -51,6 +51,6 @@ def test_import_linter_contract_holds():
 def test_code_passes_ruff():
     exe = shutil.which("ruff", path=str(Path(sys.executable).parent))
     assert exe, "ruff is part of the test dependencies"
-    out = subprocess.run([exe, "check", "engine", "gui", "tests", "bench", "scripts", "run.py"],
+    out = subprocess.run([exe, "check", "--no-cache", "engine", "gui", "tests", "bench", "scripts", "run.py"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
