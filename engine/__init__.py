@@ -26,7 +26,7 @@ from .shapes import Analysis, NodeInfo, analyze, infer_shapes
 __version__ = "0.1.0"
 
 __all__ = [
-    "Analysis", "BuildError", "CycleError", "Edge", "Graph", "GraphError", "LayerLoomError", "Node", "NodeInfo",
+    "Analysis", "BuildError", "CycleError", "DataError", "TrainingError", "Edge", "Graph", "GraphError", "LayerLoomError", "Node", "NodeInfo",
     "NodeNotFoundError", "ParamError", "PortError", "Project", "ProjectError", "ShapeError", "SpecError",
     "UnknownLayerError",
     "all_specs", "analyze", "build_model", "by_category", "get_spec", "infer_shapes", "load_project",

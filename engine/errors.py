@@ -68,5 +68,13 @@ class BuildError(LayerLoomError):
     """The graph cannot be turned into a model (it has shape errors, or no input)."""
 
 
+class DataError(LayerLoomError):
+    """Data that cannot be read, or does not fit the network or the loss; says what to change."""
+
+
+class TrainingError(LayerLoomError):
+    """A run that cannot start or had to stop (NaN loss, a failing step); says the likely cause and the cure."""
+
+
 class SpecError(LayerLoomError):
     """An unknown loss, optimizer or schedule, or parameters that do not fit it."""
