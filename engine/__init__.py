@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from .builder import build_model
 from .errors import (
-                     BuildError,
-                     CycleError,
-                     GraphError,
-                     LayerLoomError,
-                     NodeNotFoundError,
-                     ParamError,
-                     PortError,
-                     ProjectError,
-                     ShapeError,
-                     SpecError,
-                     UnknownLayerError,
+    BuildError,
+    CycleError,
+    DataError,
+    GraphError,
+    LayerLoomError,
+    NodeNotFoundError,
+    ParamError,
+    PortError,
+    ProjectError,
+    ShapeError,
+    SpecError,
+    TrainingError,
+    UnknownLayerError,
 )
 from .graph import Edge, Graph, Node
 from .layers import all_specs, by_category, get_spec
@@ -26,9 +28,8 @@ from .shapes import Analysis, NodeInfo, analyze, infer_shapes
 __version__ = "0.1.0"
 
 __all__ = [
-    "Analysis", "BuildError", "CycleError", "DataError", "TrainingError", "Edge", "Graph", "GraphError", "LayerLoomError", "Node", "NodeInfo",
-    "NodeNotFoundError", "ParamError", "PortError", "Project", "ProjectError", "ShapeError", "SpecError",
-    "UnknownLayerError",
-    "all_specs", "analyze", "build_model", "by_category", "get_spec", "infer_shapes", "load_project",
-    "save_project",
+    "Analysis", "BuildError", "CycleError", "DataError", "Edge", "Graph", "GraphError", "LayerLoomError", "Node",
+    "NodeInfo", "NodeNotFoundError", "ParamError", "PortError", "Project", "ProjectError", "ShapeError", "SpecError",
+    "TrainingError", "UnknownLayerError", "all_specs", "analyze", "build_model", "by_category", "get_spec",
+    "infer_shapes", "load_project", "save_project",
 ]
