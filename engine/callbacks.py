@@ -1,0 +1,175 @@
+"""Callbacks for the Trainer: a base of no-op hooks, plus history, early stopping and live snapshots.
+
+Every hook gets the trainer and a plain dict of floats (`logs`); nothing here touches Qt, so the app's
+bridge, the CLI's progress bar and tests all use the same hooks.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .training import Trainer
+
+HOOKS = (
+    "on_fit_start", "on_fit_end",
+    "on_train_epoch_start", "on_train_epoch_end", "on_train_batch_start", "on_train_batch_end",
+    "on_validation_epoch_start", "on_validation_epoch_end", "on_validation_batch_start", "on_validation_batch_end",
+)
+
+
+class Callback:
+    """No-op hooks named on_<train|validation|fit>_<batch|epoch>_<start|end>, plus on_exception.
+
+    `logs` always holds plain Python numbers: step and epoch counters, loss, metrics, lr, eta."""
+
+    def on_fit_start(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_fit_end(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_train_epoch_start(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_train_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_train_batch_start(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_train_batch_end(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_validation_epoch_start(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_validation_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_validation_batch_start(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_validation_batch_end(self, trainer: Trainer, logs: dict[str, float]) -> None: ...
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None: ...
+
+
+class History(Callback):
+    """Per-step and per-epoch logs, as lists of dicts of floats (what the CSV/JSON history files hold)."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, float]] = []
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        self.steps.append(dict(logs))
+
+    def on_train_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        self.epochs.append(dict(logs))
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": self.steps, "epochs": self.epochs}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.steps = [dict(s) for s in state.get("steps", [])]
+        self.epochs = [dict(e) for e in state.get("epochs", [])]
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs; optionally put back the
+    weights of the best epoch when the run ends."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode: str = "auto",
+                 restore_best: bool = True):
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode = mode if mode != "auto" else ("max" if "acc" in monitor or "r2" in monitor else "min")
+        self.restore_best = restore_best
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.best_weights: dict[str, Any] | None = None
+        self.stopped_epoch: int | None = None
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_train_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        value = logs.get(self.monitor)
+        if value is None and self.monitor.startswith("val_"):
+            value = logs.get(self.monitor[4:])  # no validation split: watch the training figure
+        if value is None or not math.isfinite(value):
+            return
+        if self._better(value):
+            self.best, self.best_epoch, self.wait = value, int(logs["epoch"]), 0
+            if self.restore_best:
+                self.best_weights = trainer.copy_weights()
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.stopped_epoch = int(logs["epoch"])
+                trainer.request_stop(reason=f"early stopping: {self.monitor} did not improve for {self.patience} "
+                                            f"epochs (best {self.best:.4g} at epoch {self.best_epoch})",
+                                     finished=True)
+
+    def on_fit_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        if self.restore_best and self.best_weights is not None and self.best_epoch != int(logs.get("epoch", -1)):
+            trainer.load_weights(self.best_weights)
+            trainer.note(f"restored the weights of epoch {self.best_epoch} ({self.monitor} {self.best:.4g})")
+
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.wait = state.get("best"), state.get("best_epoch"), state.get("wait", 0)
+
+
+class Snapshots(Callback):
+    """Every `every` steps, NumPy pictures of the network for the app to draw: the kernels of the first
+    (or a chosen) convolution, the feature maps of a chosen layer for a fixed sample, and per-layer weight and
+    gradient histograms and norms. `sink(snapshot)` receives each one (a dict of plain values and arrays)."""
+
+    def __init__(self, every: int = 50, sink: Callable[[dict[str, Any]], None] | None = None,
+                 conv_layer: str | None = None, feature_layer: str | None = None, sample: Any = None,
+                 bins: int = 30):
+        self.every, self.sink, self.bins = max(1, every), sink, bins
+        self.conv_layer, self.feature_layer, self.sample = conv_layer, feature_layer, sample
+        self.last: dict[str, Any] | None = None
+        self.count = 0
+        self.seconds = 0.0
+
+    def on_fit_start(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        import torch.nn as nn
+        model = trainer.module
+        if self.conv_layer is None:
+            self.conv_layer = next((n for n, m in model.named_children()
+                                    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d))), None)
+        if self.feature_layer is None:
+            self.feature_layer = self.conv_layer
+        if self.sample is None and trainer.data is not None and len(trainer.data.train_x):
+            self.sample = trainer.data.train_x[:1]
+
+    def on_train_batch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        if int(logs["step"]) % self.every:
+            return
+        t = time.perf_counter()
+        snap = self.take(trainer, logs)
+        self.seconds += time.perf_counter() - t
+        self.count += 1
+        self.last = snap
+        if self.sink is not None:
+            self.sink(snap)
+
+    def take(self, trainer: Trainer, logs: dict[str, float]) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        model = trainer.module
+        snap: dict[str, Any] = {"step": int(logs["step"]), "epoch": int(logs["epoch"]), "layers": {}}
+        with torch.no_grad():
+            if self.conv_layer is not None:
+                w = getattr(model, self.conv_layer).weight.detach()
+                snap["kernels"] = w.float().cpu().numpy().copy()
+                snap["kernel_layer"] = self.conv_layer
+            for name, p in model.named_parameters():
+                layer = snap["layers"].setdefault(name.split(".")[0], {})
+                kind = name.split(".", 1)[1] if "." in name else name
+                data = p.detach().float().cpu().numpy().ravel()
+                hist, edges = np.histogram(data, bins=self.bins)
+                entry = {"norm": float(np.linalg.norm(data)), "hist": hist, "edges": edges}
+                if p.grad is not None:
+                    g = p.grad.detach().float().cpu().numpy().ravel()
+                    ghist, gedges = np.histogram(g, bins=self.bins) if np.isfinite(g).all() else (None, None)
+                    entry.update(grad_norm=float(np.linalg.norm(g)), grad_hist=ghist, grad_edges=gedges)
+                layer[kind] = entry
+            if self.feature_layer is not None and self.sample is not None:
+                snap["feature_layer"] = self.feature_layer
+                snap["features"] = trainer.features(self.feature_layer, self.sample)
+        return snap

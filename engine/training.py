@@ -1,0 +1,578 @@
+"""The Trainer: fit a model on in-memory tensors with callbacks, pause / resume / stop flags, NaN guarding,
+exact-resume checkpoints and DistributedDataParallel when launched by torchrun.
+
+Only plain data leaves it: hooks get dicts of floats, snapshots NumPy arrays, so a GUI thread, the CLI and
+tests use it the same way. torch is imported lazily (`import engine.training` stays light).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .callbacks import Callback, EarlyStopping, History
+from .errors import TrainingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+CHECKPOINT_FORMAT = 1
+
+
+class Status(StrEnum):
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+# metric kinds: how outputs are scored beside the loss
+ACCURACY, BINARY_PROB, BINARY_LOGIT, REGRESSION = "accuracy", "binary_prob", "binary_logit", "regression"
+
+
+@dataclass
+class TrainConfig:
+    """Everything about a run except the model, loss, optimizer and data. Plain values only."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    device: str = "auto"              # auto | cpu | cuda
+    seed: int = 0
+    shuffle: bool = True
+    l1: float = 0.0                   # L1 penalty on all weights, added to the loss
+    grad_clip: float | None = None    # clip the gradients' global norm to this value
+    amp: bool = True                  # mixed precision, used only on CUDA
+    early_stopping: dict[str, Any] | None = None  # {patience, monitor, min_delta, restore_best}
+    checkpoint_dir: str | None = None
+    eval_batch_size: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TensorData:
+    """Train and validation tensors already in memory (x and y per split); batches are taken by indexing."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+    augment: dict[str, Any] | None = None
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_x is not None and len(self.val_x) > 0
+
+
+@dataclass
+class FitResult:
+    status: Status
+    message: str = ""
+    epochs_done: int = 0
+    steps_done: int = 0
+    history: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    best_epoch: int | None = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.FINISHED, Status.STOPPED)
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _dist():
+    """(rank, world_size, torch.distributed or None) when running under torchrun with a process group."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), dist
+    return 0, 1, None
+
+
+def pick_device(name: str) -> str:
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' was asked for but no CUDA GPU is available: use --device cpu or auto")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise TrainingError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return name
+
+
+class Trainer:
+    """Fits `model` with `loss_fn` and `optimizer` on TensorData.
+
+    Thread-safe controls (call from any thread): pause(), resume(), request_stop(). They are checked between
+    steps. `status`, `eta_seconds` and `progress` can be read at any time.
+    """
+
+    def __init__(self, model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 config: TrainConfig | None = None, *, scheduler: Any = None, schedule_per_batch: bool = False,
+                 schedule_needs_metric: bool = False, metric: str = ACCURACY,
+                 callbacks: list[Callback] | None = None, lr_hint: float | None = None):
+        import torch
+
+        self.config = config or TrainConfig()
+        self.device = pick_device(self.config.device)
+        self.rank, self.world, self._dist = _dist()
+        self.model = model.to(self.device)
+        self.module = self.model  # the bare model, also under DDP
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else None
+            self.model = DistributedDataParallel(self.model, device_ids=ids)
+        self.loss_fn = loss_fn.to(self.device)
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.schedule_per_batch = schedule_per_batch
+        self.schedule_needs_metric = schedule_needs_metric
+        self.metric = metric
+        self.history = History()
+        self.callbacks: list[Callback] = [self.history, *(callbacks or [])]
+        self.early_stopping: EarlyStopping | None = None
+        if self.config.early_stopping:
+            self.early_stopping = EarlyStopping(**self.config.early_stopping)
+            self.callbacks.append(self.early_stopping)
+        self.lr_hint = lr_hint
+        self.data: TensorData | None = None
+        self.status = Status.IDLE
+        self.notes: list[str] = []
+        self._stop = threading.Event()
+        self._stop_finished = False
+        self._stop_reason = ""
+        self._pause = threading.Event()
+        self._lock = threading.Lock()
+        self.epoch = 0            # epochs completed
+        self.batch = 0            # batches completed in the current epoch
+        self.global_step = 0
+        self.steps_per_epoch = 0
+        self.total_steps = 0
+        self._accum = _Accum()
+        self._step_time = 0.0
+        self._aug_gen = None
+        self._good_weights: dict[str, torch.Tensor] | None = None
+        self._amp_dtype = None
+        self._scaler = None
+
+    # ---- controls (any thread) ----------------------------------------------------------------------
+    def request_stop(self, reason: str = "stopped by the user", finished: bool = False) -> None:
+        with self._lock:
+            self._stop_reason, self._stop_finished = reason, finished
+        self._stop.set()
+        self._pause.clear()
+
+    def pause(self) -> None:
+        if self.status == Status.RUNNING:
+            self._pause.set()
+
+    def resume(self) -> None:
+        self._pause.clear()
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if not self._step_time or not self.total_steps:
+            return None
+        return max(0.0, (self.total_steps - self.global_step) * self._step_time)
+
+    @property
+    def progress(self) -> float:
+        return self.global_step / self.total_steps if self.total_steps else 0.0
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    # ---- weights -----------------------------------------------------------------------------------
+    def copy_weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(weights)
+
+    def features(self, layer: str, sample: torch.Tensor) -> Any:
+        """The output of `layer` for `sample` (a batch of one), as a NumPy array, without changing anything
+        the training depends on (eval mode and no gradients, then back)."""
+        import torch
+        captured = {}
+        handle = getattr(self.module, layer).register_forward_hook(
+            lambda m, i, o: captured.__setitem__("out", o[0] if isinstance(o, tuple) else o))
+        was_training = self.module.training
+        try:
+            self.module.eval()
+            with torch.no_grad():
+                self.module(sample.to(self.device))
+        finally:
+            handle.remove()
+            self.module.train(was_training)
+        return captured["out"][0].detach().float().cpu().numpy().copy()
+
+    # ---- the run -----------------------------------------------------------------------------------
+    def _call(self, hook: str, logs: dict[str, float]) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, logs)
+
+    def _shard(self, idx: torch.Tensor) -> torch.Tensor:
+        return idx.tensor_split(self.world)[self.rank] if self.world > 1 else idx
+
+    def fit(self, data: TensorData, resume_from: str | os.PathLike | None = None) -> FitResult:
+        """Train for config.epochs (counting epochs done before a resume). Never raises for a failing run:
+        the result says how it ended (finished, stopped, failed) and why."""
+        import torch
+
+        cfg = self.config
+        self.data = data
+        self._stop.clear()
+        self._pause.clear()
+        n = len(data.train_x)
+        bs = cfg.batch_size
+        if n == 0:
+            raise TrainingError("the training split is empty: use more data or a smaller validation/test split")
+        self.steps_per_epoch = math.ceil(n / bs)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        if self.device.startswith("cuda") and cfg.amp:
+            self._amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if self._amp_dtype == torch.float16:
+                self._scaler = torch.amp.GradScaler("cuda")
+        if self.device != "cpu":  # one copy on the device; batches are then slices of it
+            data = TensorData(*(t.to(self.device) if t is not None else None for t in
+                                (data.train_x, data.train_y, data.val_x, data.val_y)), augment=data.augment)
+        self._aug_gen = torch.Generator(device="cpu")
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        else:
+            torch.manual_seed(cfg.seed)  # dropout and other randomness start the same way for the same seed
+        self.status = Status.RUNNING
+        result_status, message, error = Status.FINISHED, "", None
+        self._good_weights = self.copy_weights()
+        try:
+            self._call("on_fit_start", {"epoch": self.epoch, "step": self.global_step})
+            while self.epoch < cfg.epochs and not self._stop.is_set():
+                self._train_epoch(data, n, bs)
+                if self._stop.is_set() and self.batch:  # stopped mid-epoch
+                    break
+                logs = self._accum.epoch_logs("", self.metric)
+                if data.has_val:
+                    logs.update(self._validate(data))
+                logs.update(epoch=self.epoch + 1, lr=self._lr(), time=self._accum.seconds, step=self.global_step)
+                if self.scheduler is not None and not self.schedule_per_batch:
+                    if self.schedule_needs_metric:
+                        self.scheduler.step(logs.get("val_loss", logs["loss"]))
+                    else:
+                        self.scheduler.step()
+                self.epoch += 1
+                self.batch = 0
+                self._accum = _Accum()
+                self._good_weights = self.copy_weights()
+                self._call("on_train_epoch_end", logs)
+                if cfg.checkpoint_dir and self.rank == 0:
+                    self.save_checkpoint(Path(cfg.checkpoint_dir) / "last")
+            if self._stop.is_set():
+                result_status = Status.FINISHED if self._stop_finished else Status.STOPPED
+                message = self._stop_reason
+                if cfg.checkpoint_dir and self.rank == 0 and self.batch:
+                    self.save_checkpoint(Path(cfg.checkpoint_dir) / "last")
+        except _NonFinite as e:
+            result_status, message = Status.FAILED, str(e)
+            error = TrainingError(message)
+            self._call_exception(error)
+        except Exception as e:  # a failing step ends the run as failed; what was saved before stays
+            result_status = Status.FAILED
+            message = f"training stopped by an error in epoch {self.epoch + 1}, step {self.batch + 1}: " \
+                      f"{type(e).__name__}: {e}"
+            error = e
+            self._call_exception(e)
+        self.status = result_status
+        end_logs = {"epoch": self.epoch, "step": self.global_step}
+        try:
+            self._call("on_fit_end", end_logs)
+        except Exception as e:  # pragma: no cover - a broken callback must not hide the run's result
+            self.note(f"a callback failed at the end of the run: {e}")
+        return FitResult(result_status, message, self.epoch, self.global_step, self.history.state(),
+                         list(self.notes), self.early_stopping.best_epoch if self.early_stopping else None, error)
+
+    def _call_exception(self, error: BaseException) -> None:
+        for cb in self.callbacks:
+            try:
+                cb.on_exception(self, error)
+            except Exception:  # pragma: no cover
+                pass
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _epoch_order(self, n: int):
+        import torch
+        if not self.config.shuffle:
+            return torch.arange(n)
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.epoch)
+        return torch.randperm(n, generator=gen)
+
+    def _train_epoch(self, data: TensorData, n: int, bs: int) -> None:
+        import torch
+
+        cfg = self.config
+        model, loss_fn, opt = self.model, self.loss_fn, self.optimizer
+        model.train()
+        order = self._epoch_order(n)
+        if self.batch == 0:
+            self._aug_gen.manual_seed(self.config.seed * 7_919 + self.epoch)
+            self._call("on_train_epoch_start", {"epoch": self.epoch + 1, "step": self.global_step})
+        x_all, y_all = data.train_x, data.train_y
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        augment = data.augment if data.augment and any(data.augment.values()) else None
+        if augment is not None:
+            from .data import augment_batch
+        amp = self._amp_dtype
+        t_epoch = time.perf_counter()
+        for b in range(self.batch, self.steps_per_epoch):
+            if self._stop.is_set():
+                break
+            if self._pause.is_set():
+                self.status = Status.PAUSED
+                while self._pause.is_set() and not self._stop.is_set():
+                    time.sleep(0.05)
+                self.status = Status.RUNNING
+                if self._stop.is_set():
+                    break
+            t0 = time.perf_counter()
+            idx = self._shard(order[b * bs:(b + 1) * bs])
+            if x_all.device.type != "cpu":
+                idx = idx.to(x_all.device)
+            xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
+            if augment is not None:
+                xb = augment_batch(xb, augment, self._aug_gen)
+            self._call("on_train_batch_start", {"epoch": self.epoch + 1, "batch": b + 1,
+                                                "step": self.global_step + 1})
+            if amp is not None:
+                with torch.autocast(device_type="cuda", dtype=amp):
+                    out = model(xb)
+                    loss = loss_fn(out, yb)
+            else:
+                out = model(xb)
+                loss = loss_fn(out, yb)
+            if cfg.l1:
+                loss = loss + cfg.l1 * sum(p.abs().sum() for p in params if p.dim() > 1)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                self._non_finite(loss_value, b)
+            opt.zero_grad(set_to_none=True)
+            if self._scaler is not None:
+                self._scaler.scale(loss).backward()
+                if cfg.grad_clip:
+                    self._scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                self._scaler.step(opt)
+                self._scaler.update()
+            else:
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+            if self.scheduler is not None and self.schedule_per_batch:
+                self.scheduler.step()
+            logs = self._accum.add(out.detach(), yb, loss_value, len(xb), self.metric)
+            self.batch = b + 1
+            self.global_step += 1
+            dt = time.perf_counter() - t0
+            self._step_time = dt if not self._step_time else 0.9 * self._step_time + 0.1 * dt
+            logs.update(epoch=self.epoch + 1, batch=b + 1, step=self.global_step, lr=self._lr(),
+                        eta=self.eta_seconds or 0.0)
+            self._call("on_train_batch_end", logs)
+        self._accum.seconds += time.perf_counter() - t_epoch
+
+    def _non_finite(self, value: float, b: int) -> None:
+        import torch
+        finite = all(torch.isfinite(p).all() for p in self.module.parameters())
+        if not finite and self._good_weights is not None:
+            self.load_weights(self._good_weights)
+            kept = "the weights from the end of the last good epoch are kept"
+        else:
+            kept = "the last good weights are kept"
+        lr = self._lr()
+        cause = (f"the learning rate ({lr:g}) is probably too high: try {lr / 10:g}" if lr > 1e-3 or
+                 (self.lr_hint and lr >= self.lr_hint) else
+                 "the inputs may hold huge values or NaN: standardise them, or check the data")
+        raise _NonFinite(f"the loss became {'NaN' if math.isnan(value) else 'infinite'} at epoch {self.epoch + 1}, "
+                         f"step {b + 1}: {cause}; gradient clipping (e.g. 1.0) also helps. Training stopped and "
+                         f"{kept}")
+
+    def _validate(self, data: TensorData) -> dict[str, float]:
+        import torch
+        model, loss_fn = self.model, self.loss_fn
+        acc = _Accum()
+        bs = self.config.eval_batch_size or max(self.config.batch_size, 256)
+        n = len(data.val_x)
+        self._call("on_validation_epoch_start", {"epoch": self.epoch + 1})
+        model.eval()
+        with torch.no_grad():
+            order = torch.arange(n)
+            for b in range(math.ceil(n / bs)):
+                idx = self._shard(order[b * bs:(b + 1) * bs])
+                if data.val_x.device.type != "cpu":
+                    idx = idx.to(data.val_x.device)
+                xb, yb = data.val_x.index_select(0, idx), data.val_y.index_select(0, idx)
+                self._call("on_validation_batch_start", {"epoch": self.epoch + 1, "batch": b + 1})
+                if self._amp_dtype is not None:
+                    with torch.autocast(device_type="cuda", dtype=self._amp_dtype):
+                        out = model(xb)
+                        loss = loss_fn(out, yb)
+                else:
+                    out = model(xb)
+                    loss = loss_fn(out, yb)
+                logs = acc.add(out, yb, float(loss), len(xb), self.metric)
+                logs.update(epoch=self.epoch + 1, batch=b + 1)
+                self._call("on_validation_batch_end", logs)
+        model.train()
+        out_logs = acc.epoch_logs("val_", self.metric, self._dist)
+        self._call("on_validation_epoch_end", dict(out_logs, epoch=self.epoch + 1))
+        return out_logs
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def save_checkpoint(self, folder: str | os.PathLike) -> Path:
+        """Write weights (safetensors), optimizer / schedule / RNG state (tensors and plain containers, read
+        back with weights_only) and the epoch, step and history (JSON) into `folder`, atomically."""
+        import torch
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        weights = {k: v.detach().contiguous().cpu() for k, v in self.module.state_dict().items()}
+        save_file(weights, str(tmp / "model.safetensors"))
+        state = {"optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state(),
+                 "aug_rng": self._aug_gen.get_state() if self._aug_gen is not None else None,
+                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                 "scaler": self._scaler.state_dict() if self._scaler is not None else None,
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        torch.save(state, tmp / "state.pt")
+        meta = {"format": CHECKPOINT_FORMAT, "epoch": self.epoch, "batch": self.batch,
+                "global_step": self.global_step, "config": asdict(self.config), "accum": self._accum.state(),
+                "history": self.history.state(),
+                "early_stopping": self.early_stopping.state() if self.early_stopping else None}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        old = folder.with_name(folder.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+    def load_checkpoint(self, folder: str | os.PathLike) -> None:
+        """Restore everything save_checkpoint wrote; the run then continues exactly where it stopped."""
+        import torch
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            weights = load_file(str(folder / "model.safetensors"))
+            state = torch.load(folder / "state.pt", weights_only=True, map_location="cpu")
+        except FileNotFoundError as e:
+            raise TrainingError(f"{folder} is not a LayerLoom checkpoint (missing {Path(e.filename).name})") from None
+        except Exception as e:
+            raise TrainingError(f"the checkpoint {folder} cannot be read: {e}") from None
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise TrainingError(f"the checkpoint {folder} has format {meta.get('format')!r}; this LayerLoom reads "
+                                f"format {CHECKPOINT_FORMAT}")
+        try:
+            self.module.load_state_dict(weights)
+        except RuntimeError as e:
+            raise TrainingError(f"the checkpoint's weights do not fit this network: {e}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self._scaler is not None and state.get("scaler") is not None:
+            self._scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state.get("aug_rng") is not None and self._aug_gen is not None:
+            self._aug_gen.set_state(state["aug_rng"])
+        self.epoch, self.batch, self.global_step = meta["epoch"], meta["batch"], meta["global_step"]
+        self._accum = _Accum.from_state(meta.get("accum") or {})
+        self.history.load_state(meta.get("history") or {})
+        if self.early_stopping is not None and meta.get("early_stopping"):
+            self.early_stopping.load_state(meta["early_stopping"])
+
+
+class _Accum:
+    """Running sums for a (partial) epoch: loss, accuracy or regression errors. Plain floats, so they go
+    into a checkpoint's JSON and across processes with one all-reduce."""
+
+    KEYS = ("n", "m", "loss", "correct", "abs_err", "sq_err", "y_sum", "y_sq")  # m: values scored
+
+    def __init__(self) -> None:
+        self.sums = dict.fromkeys(self.KEYS, 0.0)
+        self.seconds = 0.0
+
+    def state(self) -> dict[str, Any]:
+        return {"sums": self.sums, "seconds": self.seconds}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Accum:
+        a = cls()
+        a.sums.update(state.get("sums", {}))
+        a.seconds = state.get("seconds", 0.0)
+        return a
+
+    def add(self, out, y, loss: float, n: int, metric: str) -> dict[str, float]:
+        """Add one batch; returns its own figures (loss, acc or mae)."""
+        s = self.sums
+        s["n"] += n
+        s["loss"] += loss * n
+        logs = {"loss": loss}
+        if metric == REGRESSION:
+            diff = out.float() - y.float().reshape(out.shape)
+            yf = y.float()
+            m = diff.numel()
+            abs_err = float(diff.abs().sum())
+            s["abs_err"] += abs_err
+            s["sq_err"] += float((diff * diff).sum())
+            s["y_sum"] += float(yf.sum())
+            s["y_sq"] += float((yf * yf).sum())
+            logs["mae"] = abs_err / m
+        else:
+            if metric == ACCURACY:
+                pred, truth = out.argmax(1), y
+            else:  # binary: a probability above 0.5, or a logit above 0, means "yes"
+                pred, truth = out > (0.5 if metric == BINARY_PROB else 0.0), y.reshape(out.shape) > 0.5
+            m = pred.numel()
+            correct = float((pred == truth).sum())
+            s["correct"] += correct
+            logs["acc"] = correct / m
+        s["m"] += m
+        return logs
+
+    def epoch_logs(self, prefix: str, metric: str, dist=None) -> dict[str, float]:
+        s = dict(self.sums)
+        if dist is not None:  # every rank saw its own shard: add them up
+            import torch
+            t = torch.tensor([s[k] for k in self.KEYS], dtype=torch.float64)
+            dist.all_reduce(t)
+            s = dict(zip(self.KEYS, t.tolist()))
+        n, m = max(1.0, s["n"]), max(1.0, s["m"])
+        logs = {f"{prefix}loss": s["loss"] / n}
+        if metric == REGRESSION:
+            logs[f"{prefix}mae"] = s["abs_err"] / m
+            total = s["y_sq"] - s["y_sum"] ** 2 / m  # Σ(y − ȳ)²
+            logs[f"{prefix}r2"] = 1.0 - s["sq_err"] / total if total > 1e-12 else 0.0
+        else:
+            logs[f"{prefix}acc"] = s["correct"] / m
+        return logs
