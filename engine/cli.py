@@ -123,6 +123,12 @@ def cmd_layers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a project headless; under torchrun (or with --nproc) on several processes."""
+    from . import train_cli
+    return train_cli.run(args)
+
+
 def cmd_default(args: argparse.Namespace) -> int:
     """With no subcommand: until the window exists, show the summary of a bundled template."""
     from .templates import template_names, template_path
@@ -143,6 +149,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", help="a .layerloom project file, or a template name such as cnn_mnist")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_summary)
+    p = sub.add_parser("train", help="train a project headless (several processes with --nproc or torchrun)",
+                       description="Train the project's network on its data with its loss and optimizer. Writes the "
+                                   "history (CSV and JSON), the final and best weights (safetensors) and checkpoints "
+                                   "into the output folder. Ctrl-C stops after the current step and leaves a "
+                                   "checkpoint to --resume from.")
+    p.add_argument("project", help="a .layerloom project file, or a template name such as cnn_mnist")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the project's)")
+    p.add_argument("--batch-size", type=int, help="samples per step (default: the project's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the optimizer's in the project)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
+    p.add_argument("--seed", type=int, help="random seed: the same seed gives the same run")
+    p.add_argument("--out", help="output folder (default runs/NAME-DATE-TIME)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="a checkpoint folder to continue from")
+    p.add_argument("--nproc", type=int, help="train on N processes with DistributedDataParallel (via torchrun)")
+    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    p.set_defaults(func=cmd_train)
     p = sub.add_parser("layers", help="the layer catalogue, or the explanation of one layer")
     p.add_argument("type", nargs="?", help="a layer type, e.g. Conv2d")
     p.set_defaults(func=cmd_layers)

@@ -350,7 +350,8 @@ class Trainer:
                 if self._stop.is_set():
                     break
             t0 = time.perf_counter()
-            idx = self._shard(order[b * bs:(b + 1) * bs])
+            global_idx = order[b * bs:(b + 1) * bs]
+            idx = self._shard(global_idx)
             if x_all.device.type != "cpu":
                 idx = idx.to(x_all.device)
             xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
@@ -368,8 +369,13 @@ class Trainer:
             if cfg.l1:
                 loss = loss + cfg.l1 * sum(p.abs().sum() for p in params if p.dim() > 1)
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
+            if not math.isfinite(loss_value) and len(xb):
                 self._non_finite(loss_value, b)
+            if self.world > 1:
+                # DDP averages gradients over ranks; weigh each rank by its share of the global batch so the
+                # update equals one process on the whole batch, also when the last batch splits unevenly.
+                loss = loss * (len(xb) * self.world / len(global_idx)) if len(xb) else \
+                    sum(p.sum() * 0.0 for p in params)
             opt.zero_grad(set_to_none=True)
             if self._scaler is not None:
                 self._scaler.scale(loss).backward()
@@ -534,6 +540,8 @@ class _Accum:
 
     def add(self, out, y, loss: float, n: int, metric: str) -> dict[str, float]:
         """Add one batch; returns its own figures (loss, acc or mae)."""
+        if n == 0:  # a rank's empty share of a tiny last batch
+            return {"loss": 0.0}
         s = self.sums
         s["n"] += n
         s["loss"] += loss * n

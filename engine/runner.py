@@ -1,0 +1,109 @@
+"""From a project to a ready Trainer: data loaded and checked against the network, model, loss, optimizer and
+schedule built from the project's settings. Shared by `layerloom train`, the app's worker and scripts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BuildError, DataError, SpecError, TrainingError
+from .project import Project
+from .shapes import analyze
+from .training import ACCURACY, BINARY_LOGIT, BINARY_PROB, REGRESSION, TensorData, TrainConfig, Trainer
+
+METRIC_OF_LOSS = {"CrossEntropy": ACCURACY, "NLL": ACCURACY, "BCE": BINARY_PROB, "BCEWithLogits": BINARY_LOGIT}
+
+TRAINING_KEYS = ("epochs", "batch_size", "device", "seed", "l1", "grad_clip", "amp", "early_stopping",
+                 "checkpoint_dir", "shuffle", "eval_batch_size")
+
+
+@dataclass
+class Run:
+    """Everything a training run needs, built from one project."""
+
+    project: Project
+    trainer: Trainer
+    data: TensorData
+    bundle: Any            # the engine.data bundle (sample shape, classes, test split, ...)
+    config: TrainConfig
+
+
+def training_settings(project: Project, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The project's training section with command-line style overrides (None values ignored)."""
+    settings = dict(project.training or {})
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            settings[k] = v
+    return settings
+
+
+def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks: list | None = None,
+            bundle: Any = None) -> Run:
+    """Check and build everything before any training starts; every problem raises a LayerLoomError whose
+    message says what to change (graph errors, data that does not fit, unknown loss ...)."""
+    import torch
+
+    from .builder import build_model
+    from .data import check_fit, load_data
+    from .losses import get_loss
+    from .optimizers import get_optimizer, get_schedule
+
+    settings = training_settings(project, overrides)
+    graph = project.graph
+    analysis = analyze(graph)
+    if not analysis.ok:
+        problems = "; ".join(f"{e.node_id}: {e.error}" for e in analysis.errors) or "the graph is empty"
+        raise BuildError(f"the network cannot train until its errors are fixed: {problems}")
+    inputs, sinks = graph.input_nodes(), graph.sink_nodes()
+    if len(inputs) != 1 or len(sinks) != 1:
+        raise TrainingError(f"training needs a network with one Input and one output; this one has {len(inputs)} "
+                            f"Input(s) and {len(sinks)} output(s)")
+    if not project.loss:
+        raise SpecError("choose a loss before training (e.g. CrossEntropy for classes, MSE for numbers)")
+    if not project.data:
+        raise DataError("choose a data set before training (a bundled set, a generated one or a file)")
+    loss_spec = get_loss(project.loss["type"])
+    loss_params = loss_spec.validate_params(project.loss.get("params", {}))
+
+    if bundle is None:
+        bundle = load_data(project.data)
+    x_info, y_info = analysis.nodes[inputs[0]], analysis.nodes[sinks[0]]
+    check_fit(bundle, x_info.shape, x_info.dtype, y_info.shape, loss_spec.type)
+
+    config = TrainConfig.from_dict({k: settings[k] for k in TRAINING_KEYS if k in settings})
+    if config.epochs < 1 or config.batch_size < 1:
+        raise TrainingError("epochs and batch size must be at least 1")
+    model = build_model(graph, seed=config.seed)
+
+    opt_section = project.optimizer or {"type": "Adam", "params": {}}
+    opt_spec = get_optimizer(opt_section["type"])
+    opt_overrides = dict(opt_section.get("params", {}))
+    if settings.get("lr") is not None:
+        opt_overrides["lr"] = settings["lr"]
+    opt_params = opt_spec.validate_params(opt_overrides)
+    optimizer = opt_spec.build(opt_params, model.parameters())
+
+    scheduler, per_batch, needs_metric = None, False, False
+    if project.schedule:
+        sched_spec = get_schedule(project.schedule["type"])
+        sched_params = sched_spec.validate_params(project.schedule.get("params", {}))
+        steps = -(-len(bundle.train.x) // config.batch_size)
+        scheduler = sched_spec.build(sched_params, optimizer, epochs=config.epochs, steps_per_epoch=steps)
+        per_batch, needs_metric = sched_spec.per_batch, sched_spec.needs_metric
+
+    y_dtype = torch.int64 if loss_spec.target_dtype == "int64" else torch.float32
+    x_dtype = torch.int64 if bundle.dtype == "int64" else torch.float32
+
+    def tensors(split):
+        if split is None or len(split.x) == 0:
+            return None, None
+        return torch.as_tensor(split.x, dtype=x_dtype), torch.as_tensor(split.y, dtype=y_dtype)
+
+    tx, ty = tensors(bundle.train)
+    vx, vy = tensors(bundle.val)
+    augment = (project.data or {}).get("augment")
+    data = TensorData(tx, ty, vx, vy, augment=augment)
+    metric = METRIC_OF_LOSS.get(loss_spec.type, REGRESSION)
+    trainer = Trainer(model, loss_spec.build(loss_params), optimizer, config, scheduler=scheduler,
+                      schedule_per_batch=per_batch, schedule_needs_metric=needs_metric, metric=metric,
+                      callbacks=callbacks, lr_hint=opt_params.get("lr"))
+    return Run(project, trainer, data, bundle, config)

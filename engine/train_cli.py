@@ -1,0 +1,234 @@
+"""`layerloom train`: progress with ETA, history and weights on disk, Ctrl-C to a resumable checkpoint, and
+several processes through PyTorch's own launcher (torchrun)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .callbacks import Callback
+from .errors import LayerLoomError, ProjectError
+from .project import load_project
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_FILE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _say(msg: str, rank: int = 0) -> None:
+    if rank == 0:
+        print(msg, flush=True)
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _metrics(logs: dict[str, float], keys=("loss", "acc", "mae", "r2", "val_loss", "val_acc", "val_mae", "val_r2")):
+    return "  ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)
+
+
+class ProgressPrinter(Callback):
+    """A one-line progress bar with ETA and running metrics on a terminal; one line per epoch otherwise."""
+
+    def __init__(self, stream=None, width: int = 24):
+        self.stream = stream or sys.stdout
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.width = width
+        self._last = 0.0
+        self._t0 = time.perf_counter()
+        self._steps0 = 0
+
+    def on_fit_start(self, trainer, logs):
+        self._t0, self._steps0 = time.perf_counter(), trainer.global_step
+
+    def on_train_batch_end(self, trainer, logs):
+        now = time.perf_counter()
+        if not self.tty or now - self._last < 0.1:
+            return
+        self._last = now
+        done = trainer.progress
+        bar = "█" * int(done * self.width) + "·" * (self.width - int(done * self.width))
+        speed = (trainer.global_step - self._steps0) / max(1e-9, now - self._t0)
+        line = (f"\repoch {int(logs['epoch'])}/{trainer.config.epochs} {bar} {done * 100:5.1f}%  "
+                f"ETA {_fmt_time(trainer.eta_seconds)}  {speed:.1f} steps/s  {_metrics(logs, ('loss', 'acc', 'mae'))}")
+        self.stream.write(line[:160].ljust(100))
+        self.stream.flush()
+
+    def on_train_epoch_end(self, trainer, logs):
+        prefix = "\r" if self.tty else ""
+        line = (f"epoch {int(logs['epoch'])}/{trainer.config.epochs}  {_metrics(logs)}  "
+                f"({logs.get('time', 0):.1f} s, ETA {_fmt_time(trainer.eta_seconds)})")
+        self.stream.write(prefix + line.ljust(100 if self.tty else 0) + "\n")
+        self.stream.flush()
+
+
+class BestWeights(Callback):
+    """Keeps best.safetensors in the output folder: the weights of the epoch with the best monitored figure."""
+
+    def __init__(self, folder: Path, monitor: str = "val_loss"):
+        self.folder, self.monitor = folder, monitor
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def on_train_epoch_end(self, trainer, logs):
+        value = logs.get(self.monitor, logs.get(self.monitor.removeprefix("val_")))
+        if value is None or value != value:
+            return
+        if self.best is None or value < self.best:
+            self.best, self.best_epoch = value, int(logs["epoch"])
+            save_weights(trainer.module, self.folder / "best.safetensors")
+
+
+def save_weights(module, path: Path) -> None:
+    from safetensors.torch import save_file
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def write_history(folder: Path, history: dict[str, list[dict[str, float]]]) -> None:
+    (folder / "history.json").write_text(json.dumps(history, indent=1))
+    for name, rows in (("history.csv", history.get("epochs", [])), ("steps.csv", history.get("steps", []))):
+        keys: list[str] = []
+        for row in rows:
+            keys += [k for k in row if k not in keys]
+        with open(folder / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _relaunch_with_torchrun(args: argparse.Namespace, out: Path) -> int:
+    argv = [a for a in sys.argv[1:]]
+    cleaned: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        cleaned.append(a)
+    if "--out" not in cleaned and not any(a.startswith("--out=") for a in cleaned):
+        cleaned += ["--out", str(out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+           "-m", "engine.cli", *cleaned]
+    print(f"layerloom: starting {args.nproc} processes: torchrun --standalone --nproc_per_node={args.nproc} "
+          f"-m engine.cli {' '.join(cleaned)}", flush=True)
+    return subprocess.call(cmd)
+
+
+def _init_distributed() -> tuple[int, int]:
+    """Join the process group torchrun set up (environment RANK / WORLD_SIZE); (rank, world)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+    use_cuda = torch.cuda.is_available() and os.environ.get("LAYERLOOM_DEVICE", "auto") != "cpu"
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .cli import _project_path
+    try:
+        project_path = _project_path(args.project)
+        project = load_project(project_path)
+    except ProjectError as e:
+        print(f"layerloom: cannot open the project: {e}", file=sys.stderr)
+        return EXIT_BAD_FILE
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("runs") / f"{project.name or Path(project_path).stem}-{stamp}"
+    if args.nproc and args.nproc > 1 and "RANK" not in os.environ:
+        return _relaunch_with_torchrun(args, out)
+    if args.device:
+        os.environ["LAYERLOOM_DEVICE"] = args.device
+    rank, world = _init_distributed()
+    try:
+        return _train(args, project, out, rank, world)
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+            dist.destroy_process_group()
+
+
+def _train(args, project, out: Path, rank: int, world: int) -> int:
+    from .runner import prepare
+
+    overrides: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                                 "device": args.device, "seed": args.seed,
+                                 "checkpoint_dir": str(out / "checkpoints")}
+    callbacks: list[Callback] = []
+    if rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            print(f"layerloom: cannot create the output folder {out}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_FAILED
+        if not args.quiet:
+            callbacks.append(ProgressPrinter())
+        callbacks.append(BestWeights(out))
+    try:
+        run_ = prepare(project, overrides, callbacks)
+    except LayerLoomError as e:
+        print(f"layerloom: cannot start training: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    trainer, bundle = run_.trainer, run_.bundle
+    cfg = run_.config
+    if rank == 0:
+        procs = f" on {world} processes" if world > 1 else ""
+        _say(f"training {project.name}: {len(bundle.train.x)} training and {len(bundle.val.x)} validation samples "
+             f"of {bundle.name}, {cfg.epochs} epochs of batch {cfg.batch_size} on {trainer.device}{procs}; "
+             f"output in {out}")
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum, frame):
+        trainer.request_stop("interrupted (Ctrl-C)")
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C aborts at once
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = trainer.fit(run_.data, resume_from=args.resume)
+    except LayerLoomError as e:
+        print(f"layerloom: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if rank == 0:
+        write_history(out, result.history)
+        save_weights(trainer.module, out / "final.safetensors")
+        (out / "run.json").write_text(json.dumps({
+            "project": project.name, "status": str(result.status), "message": result.message,
+            "epochs_done": result.epochs_done, "steps_done": result.steps_done, "world_size": world,
+            "config": {k: v for k, v in vars(cfg).items()}, "notes": result.notes,
+            "data": bundle.name, "last_epoch": (result.history.get("epochs") or [{}])[-1]}, indent=1, default=str))
+        for note in result.notes:
+            _say(f"note: {note}")
+    last = (result.history.get("epochs") or [{}])[-1]
+    if result.status.value == "failed":
+        print(f"layerloom: {result.message}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.status.value == "stopped":
+        _say(f"stopped: {result.message}. Resume with: layerloom train {args.project} --out {out} "
+             f"--resume {out / 'checkpoints' / 'last'}", rank)
+        return EXIT_INTERRUPTED
+    _say(f"done{': ' + result.message if result.message else ''}. {_metrics(last)}", rank)
+    _say(f"weights: {out / 'final.safetensors'} (best: {out / 'best.safetensors'}), history: {out / 'history.csv'}",
+         rank)
+    return EXIT_OK
