@@ -213,7 +213,7 @@ class Trainer:
             lambda m, i, o: captured.__setitem__("out", o[0] if isinstance(o, tuple) else o))
         was_training = self.module.training
         try:
-            self.module.eval()
+            self.module.train(False)  # evaluation mode
             with torch.no_grad():
                 self.module(sample.to(self.device))
         finally:
@@ -424,7 +424,7 @@ class Trainer:
         bs = self.config.eval_batch_size or max(self.config.batch_size, 256)
         n = len(data.val_x)
         self._call("on_validation_epoch_start", {"epoch": self.epoch + 1})
-        model.eval()
+        model.train(False)  # evaluation mode
         with torch.no_grad():
             order = torch.arange(n)
             for b in range(math.ceil(n / bs)):
