@@ -26,6 +26,11 @@ def chain(g: Graph, layers: list[tuple], start: str | None = None, x: float = 0,
     return ids
 
 
+def _data(source: str, **params) -> dict:
+    """A data section: the source with its parameters and a seeded 70/15/15 split."""
+    return {"source": source, "params": params, "split": {"val": 0.15, "test": 0.15, "seed": 0}}
+
+
 CLASSIFY = dict(loss={"type": "CrossEntropy", "params": {}},
                 optimizer={"type": "Adam", "params": {"lr": 0.001}})
 
@@ -34,8 +39,8 @@ def linear_regression():
     g = Graph()
     chain(g, [("Input", {"shape": [1]}), ("Linear", {"out_features": 1})])
     return g, "Fits a straight line y = w·x + b to noisy points: the smallest network there is.", dict(
-        loss={"type": "MSE", "params": {}}, optimizer={"type": "SGD", "params": {"lr": 0.05}},
-        training={"epochs": 50, "batch_size": 32})
+        data=_data("line"), loss={"type": "MSE", "params": {}},
+        optimizer={"type": "SGD", "params": {"lr": 0.05}}, training={"epochs": 50, "batch_size": 32})
 
 
 def mlp_784_64_10():
@@ -43,7 +48,7 @@ def mlp_784_64_10():
     chain(g, [("Input", {"shape": [784]}), ("Linear", {"out_features": 64}), ("ReLU",),
               ("Linear", {"out_features": 10})])
     return g, "Classifies flattened 28×28 digit images (784 pixels) into 10 classes with one hidden layer.", dict(
-        **CLASSIFY, training={"epochs": 10, "batch_size": 64})
+        data=_data("digits", size=28, flatten=True), **CLASSIFY, training={"epochs": 10, "batch_size": 64})
 
 
 def mlp_mnist_128():
@@ -51,7 +56,7 @@ def mlp_mnist_128():
     chain(g, [("Input", {"shape": [1, 28, 28]}), ("Flatten",), ("Linear", {"out_features": 128}), ("ReLU",),
               ("Linear", {"out_features": 10})])
     return g, "Classifies 28×28 handwritten digits with a 128-unit hidden layer.", dict(
-        **CLASSIFY, training={"epochs": 10, "batch_size": 64})
+        data=_data("digits", size=28), **CLASSIFY, training={"epochs": 10, "batch_size": 64})
 
 
 def cnn_cifar():
@@ -62,7 +67,7 @@ def cnn_cifar():
               ("Conv2d", {"out_channels": 64, "kernel_size": 3}), ("ReLU",), ("Flatten",),
               ("Linear", {"out_features": 64}), ("ReLU",), ("Linear", {"out_features": 10})])
     return g, "Classifies 32×32 colour images into 10 classes with three convolution blocks (CIFAR-10 style).", \
-        dict(**CLASSIFY, training={"epochs": 15, "batch_size": 64})
+        dict(data=_data("shapes", size=32, channels=3), **CLASSIFY, training={"epochs": 15, "batch_size": 64})
 
 
 def cnn_mnist():
@@ -72,7 +77,7 @@ def cnn_mnist():
               ("Conv2d", {"out_channels": 64, "kernel_size": 3}), ("ReLU",), ("MaxPool2d", {"kernel_size": 2}),
               ("Flatten",), ("Linear", {"out_features": 64}), ("ReLU",), ("Linear", {"out_features": 10})])
     return g, "Recognises 28×28 handwritten digits with two convolution blocks: the classic first CNN.", dict(
-        **CLASSIFY, training={"epochs": 10, "batch_size": 64})
+        data=_data("digits", size=28), **CLASSIFY, training={"epochs": 10, "batch_size": 64})
 
 
 def lstm_sentiment():
@@ -82,8 +87,8 @@ def lstm_sentiment():
               ("LSTM", {"hidden_size": 64, "return_sequences": True}), ("LSTM", {"hidden_size": 32}),
               ("Linear", {"out_features": 1}), ("Sigmoid",)])
     return g, "Reads a review of 100 word ids and gives the probability that it is positive.", dict(
-        loss={"type": "BCE", "params": {}}, optimizer={"type": "Adam", "params": {"lr": 0.001}},
-        training={"epochs": 5, "batch_size": 64})
+        data=_data("sentiment"), loss={"type": "BCE", "params": {}},
+        optimizer={"type": "Adam", "params": {"lr": 0.001}}, training={"epochs": 5, "batch_size": 64})
 
 
 def conv_autoencoder():
@@ -96,8 +101,8 @@ def conv_autoencoder():
               ("ConvTranspose2d", {"out_channels": 1, "kernel_size": 3, "stride": 2, "padding": 1,
                                    "output_padding": 1}), ("Sigmoid",)])
     return g, "Compresses 28×28 images to a 32×7×7 code and rebuilds them: learns without labels.", dict(
-        loss={"type": "MSE", "params": {}}, optimizer={"type": "Adam", "params": {"lr": 0.001}},
-        training={"epochs": 10, "batch_size": 64})
+        data=_data("digits", size=28, target="input"), loss={"type": "MSE", "params": {}},
+        optimizer={"type": "Adam", "params": {"lr": 0.001}}, training={"epochs": 10, "batch_size": 64})
 
 
 def residual_block():
@@ -112,7 +117,7 @@ def residual_block():
     g.connect(s, tail[0])  # the skip connection: Add(F(s), s)
     g.move(tail[0], 0, 7 * DY)
     return g, "A residual block: the body learns a correction F(s) that is added back to its input s.", dict(
-        **CLASSIFY, training={"epochs": 10, "batch_size": 64})
+        data=_data("digits", size=28), **CLASSIFY, training={"epochs": 10, "batch_size": 64})
 
 
 def gru_two_branch():
@@ -127,7 +132,7 @@ def gru_two_branch():
     g.connect(conv[-1], cat)
     chain(g, [("Linear", {"out_features": 3})], start=cat, x=DX / 2, y0=7 * DY)
     return g, "Classifies 50-step, 4-channel signals into 3 classes with a GRU and a 1-D CNN side by side.", dict(
-        **CLASSIFY, training={"epochs": 20, "batch_size": 32})
+        data=_data("signals"), **CLASSIFY, training={"epochs": 20, "batch_size": 32})
 
 
 TEMPLATES = [linear_regression, mlp_784_64_10, mlp_mnist_128, cnn_cifar, cnn_mnist, lstm_sentiment,
