@@ -2,6 +2,7 @@
 schedule built from the project's settings. Shared by `layerloom train`, the app's worker and scripts."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ def training_settings(project: Project, overrides: dict[str, Any] | None = None)
 
 
 def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks: list | None = None,
-            bundle: Any = None) -> Run:
+            bundle: Any = None, base_dir: str | os.PathLike | None = None) -> Run:
     """Check and build everything before any training starts; every problem raises a LayerLoomError whose
     message says what to change (graph errors, data that does not fit, unknown loss ...)."""
     import torch
@@ -65,7 +66,7 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
     loss_params = loss_spec.validate_params(project.loss.get("params", {}))
 
     if bundle is None:
-        bundle = load_data(project.data)
+        bundle = load_data(project.data, base_dir=base_dir)  # relative file paths start at the project
     x_info, y_info = analysis.nodes[inputs[0]], analysis.nodes[sinks[0]]
     check_fit(bundle, x_info.shape, x_info.dtype, y_info.shape, loss_spec.type)
 
@@ -101,7 +102,7 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
     tx, ty = tensors(bundle.train)
     vx, vy = tensors(bundle.val)
     augment = (project.data or {}).get("augment")
-    data = TensorData(tx, ty, vx, vy, augment=augment)
+    data = TensorData(tx, ty, vx, vy, augment=augment, target_is_input=bundle.task == "reconstruction")
     metric = METRIC_OF_LOSS.get(loss_spec.type, REGRESSION)
     trainer = Trainer(model, loss_spec.build(loss_params), optimizer, config, scheduler=scheduler,
                       schedule_per_batch=per_batch, schedule_needs_metric=needs_metric, metric=metric,

@@ -162,14 +162,14 @@ def run(args: argparse.Namespace) -> int:
         os.environ["LAYERLOOM_DEVICE"] = args.device
     rank, world = _init_distributed()
     try:
-        return _train(args, project, out, rank, world)
+        return _train(args, project, Path(project_path).parent, out, rank, world)
     finally:
         if world > 1:
             import torch.distributed as dist
             dist.destroy_process_group()
 
 
-def _train(args, project, out: Path, rank: int, world: int) -> int:
+def _train(args, project, base_dir: Path, out: Path, rank: int, world: int) -> int:
     from .runner import prepare
 
     overrides: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -186,7 +186,7 @@ def _train(args, project, out: Path, rank: int, world: int) -> int:
             callbacks.append(ProgressPrinter())
         callbacks.append(BestWeights(out))
     try:
-        run_ = prepare(project, overrides, callbacks)
+        run_ = prepare(project, overrides, callbacks, base_dir=base_dir)
     except LayerLoomError as e:
         print(f"layerloom: cannot start training: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -70,6 +70,7 @@ class TensorData:
     val_x: torch.Tensor | None = None
     val_y: torch.Tensor | None = None
     augment: dict[str, Any] | None = None
+    target_is_input: bool = False  # an autoencoder's target is its (augmented) input
 
     @property
     def has_val(self) -> bool:
@@ -250,7 +251,8 @@ class Trainer:
                 self._scaler = torch.amp.GradScaler("cuda")
         if self.device != "cpu":  # one copy on the device; batches are then slices of it
             data = TensorData(*(t.to(self.device) if t is not None else None for t in
-                                (data.train_x, data.train_y, data.val_x, data.val_y)), augment=data.augment)
+                                (data.train_x, data.train_y, data.val_x, data.val_y)), augment=data.augment,
+                              target_is_input=data.target_is_input)
         self._aug_gen = torch.Generator(device="cpu")
         if resume_from is not None:
             self.load_checkpoint(resume_from)
@@ -357,6 +359,8 @@ class Trainer:
             xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
             if augment is not None:
                 xb = augment_batch(xb, augment, self._aug_gen)
+                if data.target_is_input:
+                    yb = xb
             self._call("on_train_batch_start", {"epoch": self.epoch + 1, "batch": b + 1,
                                                 "step": self.global_step + 1})
             if amp is not None:

@@ -77,7 +77,8 @@ def cnn_mnist():
               ("Conv2d", {"out_channels": 64, "kernel_size": 3}), ("ReLU",), ("MaxPool2d", {"kernel_size": 2}),
               ("Flatten",), ("Linear", {"out_features": 64}), ("ReLU",), ("Linear", {"out_features": 10})])
     return g, "Recognises 28×28 handwritten digits with two convolution blocks: the classic first CNN.", dict(
-        data=_data("digits", size=28), **CLASSIFY, training={"epochs": 10, "batch_size": 64})
+        data=_data("digits", size=28), loss={"type": "CrossEntropy", "params": {}},
+        optimizer={"type": "Adam", "params": {"lr": 0.003}}, training={"epochs": 10, "batch_size": 64})
 
 
 def lstm_sentiment():
@@ -117,7 +118,8 @@ def residual_block():
     g.connect(s, tail[0])  # the skip connection: Add(F(s), s)
     g.move(tail[0], 0, 7 * DY)
     return g, "A residual block: the body learns a correction F(s) that is added back to its input s.", dict(
-        data=_data("digits", size=28), **CLASSIFY, training={"epochs": 10, "batch_size": 64})
+        data=_data("digits", size=28), loss={"type": "CrossEntropy", "params": {}},
+        optimizer={"type": "Adam", "params": {"lr": 0.003}}, training={"epochs": 20, "batch_size": 16})
 
 
 def gru_two_branch():
@@ -132,7 +134,8 @@ def gru_two_branch():
     g.connect(conv[-1], cat)
     chain(g, [("Linear", {"out_features": 3})], start=cat, x=DX / 2, y0=7 * DY)
     return g, "Classifies 50-step, 4-channel signals into 3 classes with a GRU and a 1-D CNN side by side.", dict(
-        data=_data("signals"), **CLASSIFY, training={"epochs": 20, "batch_size": 32})
+        data=_data("signals"), loss={"type": "CrossEntropy", "params": {}},
+        optimizer={"type": "Adam", "params": {"lr": 0.01}}, training={"epochs": 20, "batch_size": 32})
 
 
 TEMPLATES = [linear_regression, mlp_784_64_10, mlp_mnist_128, cnn_cifar, cnn_mnist, lstm_sentiment,
