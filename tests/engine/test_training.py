@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import engine
-from engine.callbacks import Callback, Snapshots
+from engine.callbacks import HOOKS, Callback, Snapshots
 from engine.training import ACCURACY, REGRESSION, Status, TensorData, TrainConfig, Trainer
 
 
@@ -43,14 +43,18 @@ def make(model=None, lr=0.05, callbacks=None, **cfg):
 
 
 class Recorder(Callback):
+    """Implements every hook and records the calls with their logs."""
+
     def __init__(self):
         self.calls = []
 
-    def __getattribute__(self, name):
-        if name.startswith("on_"):
-            calls = object.__getattribute__(self, "calls")
-            return lambda trainer, arg: calls.append((name, arg if isinstance(arg, dict) else repr(arg)))
-        return object.__getattribute__(self, name)
+
+def _recording(name):
+    return lambda self, trainer, arg: self.calls.append((name, arg if isinstance(arg, dict) else repr(arg)))
+
+
+for _hook in (*HOOKS, "on_exception"):
+    setattr(Recorder, _hook, _recording(_hook))
 
 
 def test_learns_and_reports_plain_float_logs():
