@@ -39,14 +39,35 @@ class Callback:
 
 
 class History(Callback):
-    """Per-step and per-epoch logs, as lists of dicts of floats (what the CSV/JSON history files hold)."""
+    """Per-step and per-epoch logs. Steps are kept as one list of floats per key, which the garbage collector
+    never has to scan (a list of a dict per step slows long runs); `steps` gives them back as dicts."""
 
     def __init__(self) -> None:
-        self.steps: list[dict[str, float]] = []
+        self._columns: dict[str, list[float | None]] = {}
+        self._count = 0
         self.epochs: list[dict[str, float]] = []
 
     def on_train_batch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        self.steps.append(dict(logs))
+        columns, count = self._columns, self._count
+        for key, value in logs.items():
+            column = columns.get(key)
+            if column is None:
+                column = columns[key] = [None] * count
+            column.append(value)
+        self._count = count + 1
+        for column in columns.values():
+            if len(column) == count:  # a key this step did not log
+                column.append(None)
+
+    @property
+    def steps(self) -> list[dict[str, float]]:
+        keys = list(self._columns)
+        return [{k: self._columns[k][i] for k in keys if self._columns[k][i] is not None}
+                for i in range(self._count)]
+
+    def column(self, key: str) -> list[float | None]:
+        """One logged figure over all steps, e.g. column("loss")."""
+        return list(self._columns.get(key, [None] * self._count))
 
     def on_train_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
         self.epochs.append(dict(logs))
@@ -55,7 +76,9 @@ class History(Callback):
         return {"steps": self.steps, "epochs": self.epochs}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.steps = [dict(s) for s in state.get("steps", [])]
+        self._columns, self._count = {}, 0
+        for row in state.get("steps", []):
+            self.on_train_batch_end(None, row)  # type: ignore[arg-type]
         self.epochs = [dict(e) for e in state.get("epochs", [])]
 
 
