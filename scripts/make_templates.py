@@ -119,7 +119,8 @@ def residual_block():
     g.move(tail[0], 0, 7 * DY)
     return g, "A residual block: the body learns a correction F(s) that is added back to its input s.", dict(
         data=_data("digits", size=28), loss={"type": "CrossEntropy", "params": {}},
-        optimizer={"type": "Adam", "params": {"lr": 0.003}}, training={"epochs": 20, "batch_size": 16})
+        optimizer={"type": "Adam", "params": {"lr": 0.003}}, schedule={"type": "cosine", "params": {}},
+        training={"epochs": 20, "batch_size": 16})
 
 
 def gru_two_branch():
