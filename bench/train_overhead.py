@@ -26,12 +26,13 @@ from engine.templates import template_path  # noqa: E402
 from engine.training import TensorData, TrainConfig, Trainer  # noqa: E402
 
 
-def plain_loop(model, x, y, epochs: int, bs: int, seed: int) -> float:
-    """What a person writes by hand: shuffle, slice, forward, loss, backward, step; loss.item() for the log."""
+def plain_loop(model, x, y, epochs: int, bs: int, seed: int, metrics: bool = False) -> float:
+    """What a person writes by hand: shuffle, slice, forward, loss, backward, step; loss.item() for the log.
+    With `metrics`, it also counts each step's correct predictions, as the Trainer reports loss and accuracy."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     crit = torch.nn.CrossEntropyLoss()
     n = len(x)
-    steps = 0
+    steps = correct = 0
     t = time.perf_counter()
     for epoch in range(epochs):
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
@@ -39,10 +40,13 @@ def plain_loop(model, x, y, epochs: int, bs: int, seed: int) -> float:
             idx = perm[i:i + bs]
             xb, yb = x[idx], y[idx]
             opt.zero_grad()
-            loss = crit(model(xb), yb)
+            out = model(xb)
+            loss = crit(out, yb)
             loss.backward()
             opt.step()
             loss.item()
+            if metrics:
+                correct += (out.argmax(1) == yb).sum().item()
             steps += 1
     return steps / (time.perf_counter() - t)
 
@@ -73,12 +77,15 @@ def main() -> None:
           f"{args.rounds} interleaved rounds, torch {torch.__version__} on {torch.get_num_threads()} threads")
     for name in args.templates:
         graph = engine.load_project(template_path(name)).graph
-        runs: dict[str, list[float]] = {"plain": [], "plain channels-last": [], "trainer": [], "trainer+snapshots": []}
+        runs: dict[str, list[float]] = {"plain": [], "plain channels-last": [], "plain+accuracy": [], "trainer": [],
+                                        "trainer+snapshots": []}
         for r in range(args.rounds + 1):  # round 0 warms up caches and allocators
             for kind in runs:
                 model = engine.build_model(graph, seed=0)
                 if kind == "plain":
                     rate = plain_loop(model, x, y, args.epochs, args.batch_size, r)
+                elif kind == "plain+accuracy":
+                    rate = plain_loop(model, x, y, args.epochs, args.batch_size, r, metrics=True)
                 elif kind == "plain channels-last":  # the layout the Trainer picks for images, written by hand
                     rate = plain_loop(model.to(memory_format=torch.channels_last), x_cl, y, args.epochs,
                                       args.batch_size, r)
@@ -95,7 +102,8 @@ def main() -> None:
         print(f"{name}: ratio Trainer/plain {ratio('trainer', 'plain'):.3f} (goal ≥ 0.97), "
               f"Trainer+snapshots/plain {ratio('trainer+snapshots', 'plain'):.3f} (goal ≥ 0.95); "
               f"against plain channels-last {ratio('trainer', 'plain channels-last'):.3f} and "
-              f"{ratio('trainer+snapshots', 'plain channels-last'):.3f}")
+              f"{ratio('trainer+snapshots', 'plain channels-last'):.3f}; against plain+accuracy "
+              f"{ratio('trainer', 'plain+accuracy'):.3f} and {ratio('trainer+snapshots', 'plain+accuracy'):.3f}")
 
 
 if __name__ == "__main__":

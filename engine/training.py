@@ -401,6 +401,7 @@ class Trainer:
                 start_logs = {"epoch": epoch, "batch": b + 1, "step": self.global_step + 1}
                 for hook in on_start:
                     hook(self, start_logs)
+            opt.zero_grad(set_to_none=True)
             if amp is not None:
                 with torch.autocast(device_type="cuda", dtype=amp):
                     out = model(xb)
@@ -418,7 +419,6 @@ class Trainer:
                 # update equals one process on the whole batch, also when the last batch splits unevenly.
                 loss = loss * (len(xb) * self.world / len(global_idx)) if len(xb) else \
                     sum(p.sum() * 0.0 for p in params)
-            opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
                 if clip:
