@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # `train --nproc` hands them on to torchrun
     func = getattr(args, "func", cmd_default)
     try:
         return func(args)

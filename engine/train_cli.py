@@ -111,7 +111,7 @@ def write_history(folder: Path, history: dict[str, list[dict[str, float]]]) -> N
 
 
 def _relaunch_with_torchrun(args: argparse.Namespace, out: Path) -> int:
-    argv = [a for a in sys.argv[1:]]
+    argv = list(args.argv)
     cleaned: list[str] = []
     skip = False
     for a in argv:
