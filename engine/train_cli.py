@@ -62,7 +62,8 @@ class ProgressPrinter(Callback):
         bar = "█" * int(done * self.width) + "·" * (self.width - int(done * self.width))
         speed = (trainer.global_step - self._steps0) / max(1e-9, now - self._t0)
         line = (f"\repoch {int(logs['epoch'])}/{trainer.config.epochs} {bar} {done * 100:5.1f}%  "
-                f"ETA {_fmt_time(trainer.eta_seconds)}  {speed:.1f} steps/s  {_metrics(logs, ('loss', 'acc', 'mae'))}")
+                f"ETA {_fmt_time(trainer.eta_seconds)}  {speed:.1f} steps/s  "
+                f"{_metrics(trainer.running_logs(), ('loss', 'acc', 'mae'))}")
         self.stream.write(line[:160].ljust(100))
         self.stream.flush()
 

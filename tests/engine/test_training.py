@@ -308,3 +308,18 @@ def test_snapshots_are_numpy_and_do_not_change_the_run():
     assert not np.array_equal(got[0]["kernels"], got[-1]["kernels"])  # the filters learn
     lin = first["layers"]["linear_1"]["weight"]
     assert lin["hist"].sum() == 4 * 6 * 6 * 2 and lin["grad_norm"] > 0 and lin["norm"] > 0
+
+
+def test_running_logs_are_the_epoch_so_far():
+    seen = {}
+
+    class Watch(Callback):
+        def on_train_batch_end(self, trainer, logs):
+            seen[int(logs["step"])] = trainer.running_logs()
+
+    result = make(callbacks=[Watch()], epochs=1).fit(blobs())  # 144 training samples: 9 steps of 16
+    steps = result.history["steps"]
+    assert seen[1]["loss"] == pytest.approx(steps[0]["loss"])
+    assert seen[3]["loss"] == pytest.approx(sum(s["loss"] for s in steps[:3]) / 3)
+    assert seen[9]["loss"] == pytest.approx(result.history["epochs"][0]["loss"])
+    assert seen[9]["acc"] == pytest.approx(result.history["epochs"][0]["acc"])
