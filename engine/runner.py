@@ -7,14 +7,52 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BuildError, DataError, SpecError, TrainingError
+from .params import BOOL, CHOICE, FLOAT, INT, Param, validate_params
 from .project import Project
 from .shapes import analyze
 from .training import ACCURACY, BINARY_LOGIT, BINARY_PROB, REGRESSION, TensorData, TrainConfig, Trainer
 
 METRIC_OF_LOSS = {"CrossEntropy": ACCURACY, "NLL": ACCURACY, "BCE": BINARY_PROB, "BCEWithLogits": BINARY_LOGIT}
 
-TRAINING_KEYS = ("epochs", "batch_size", "device", "seed", "l1", "grad_clip", "amp", "early_stopping",
-                 "checkpoint_dir", "shuffle", "eval_batch_size")
+TRAINING_PARAMS = (
+    Param("epochs", INT, 10, "passes over the training data", min=1, max=1_000_000),
+    Param("batch_size", INT, 32, "samples per step", min=1, max=1_000_000),
+    Param("lr", FLOAT, None, "learning rate, replacing the optimizer's", min=0.0, exclusive_min=True, optional=True),
+    Param("device", CHOICE, "auto", "where to train", choices=("auto", "cpu", "cuda")),
+    Param("seed", INT, 0, "random seed: the same seed gives the same run", min=0, max=2**63 - 1),
+    Param("shuffle", BOOL, True, "shuffle the training samples every epoch"),
+    Param("l1", FLOAT, 0.0, "L1 penalty on the weights, added to the loss", min=0.0),
+    Param("grad_clip", FLOAT, None, "clip the gradients' norm to this", min=0.0, exclusive_min=True, optional=True),
+    Param("amp", BOOL, True, "mixed precision on a GPU"),
+    Param("eval_batch_size", INT, None, "samples per validation batch", min=1, optional=True),
+    Param("channels_last", BOOL, None, "image batches channels-last (empty: automatic)", optional=True),
+)
+EARLY_STOPPING_PARAMS = (
+    Param("monitor", CHOICE, "val_loss", "the figure to watch",
+          choices=("val_loss", "val_acc", "val_mae", "val_r2", "loss", "acc", "mae", "r2")),
+    Param("patience", INT, 5, "epochs without improvement before stopping", min=1, max=100_000),
+    Param("min_delta", FLOAT, 0.0, "smallest change that counts as an improvement", min=0.0),
+    Param("mode", CHOICE, "auto", "min or max (auto: max for accuracy and R²)", choices=("auto", "min", "max")),
+    Param("restore_best", BOOL, True, "put back the best epoch's weights at the end"),
+)
+
+
+def training_config(settings: dict[str, Any]) -> TrainConfig:
+    """Checked training settings (the project's section with overrides) as a TrainConfig; a wrong name or value
+    raises ParamError saying what is allowed."""
+    settings = dict(settings)
+    early = settings.pop("early_stopping", None)
+    folder = settings.pop("checkpoint_dir", None)
+    if folder is not None and not isinstance(folder, str):
+        raise TrainingError(f"training: checkpoint_dir must be a folder path, not {folder!r}")
+    values = validate_params("training", TRAINING_PARAMS, settings)
+    values["checkpoint_dir"] = folder
+    if early is not None and early is not False:
+        if early is True:
+            early = {}
+        values["early_stopping"] = validate_params("early_stopping", EARLY_STOPPING_PARAMS, early)
+    values.pop("lr")
+    return TrainConfig.from_dict(values)
 
 
 @dataclass
@@ -70,9 +108,7 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
     x_info, y_info = analysis.nodes[inputs[0]], analysis.nodes[sinks[0]]
     check_fit(bundle, x_info.shape, x_info.dtype, y_info.shape, loss_spec.type)
 
-    config = TrainConfig.from_dict({k: settings[k] for k in TRAINING_KEYS if k in settings})
-    if config.epochs < 1 or config.batch_size < 1:
-        raise TrainingError("epochs and batch size must be at least 1")
+    config = training_config(settings)
     model = build_model(graph, seed=config.seed)
 
     opt_section = project.optimizer or {"type": "Adam", "params": {}}
@@ -83,13 +119,15 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
     opt_params = opt_spec.validate_params(opt_overrides)
     optimizer = opt_spec.build(opt_params, model.parameters())
 
-    scheduler, per_batch, needs_metric = None, False, False
+    scheduler, per_batch, needs_metric, monitor = None, False, False, "val_loss"
     if project.schedule:
         sched_spec = get_schedule(project.schedule["type"])
         sched_params = sched_spec.validate_params(project.schedule.get("params", {}))
         steps = -(-len(bundle.train.x) // config.batch_size)
         scheduler = sched_spec.build(sched_params, optimizer, epochs=config.epochs, steps_per_epoch=steps)
         per_batch, needs_metric = sched_spec.per_batch, sched_spec.needs_metric
+        if sched_params.get("mode") == "max":  # a plateau in a figure that should rise: accuracy or R²
+            monitor = "val_acc" if METRIC_OF_LOSS.get(loss_spec.type, REGRESSION) != REGRESSION else "val_r2"
 
     y_dtype = torch.int64 if loss_spec.target_dtype == "int64" else torch.float32
     x_dtype = torch.int64 if bundle.dtype == "int64" else torch.float32
@@ -105,6 +143,7 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
     data = TensorData(tx, ty, vx, vy, augment=augment, target_is_input=bundle.task == "reconstruction")
     metric = METRIC_OF_LOSS.get(loss_spec.type, REGRESSION)
     trainer = Trainer(model, loss_spec.build(loss_params), optimizer, config, scheduler=scheduler,
-                      schedule_per_batch=per_batch, schedule_needs_metric=needs_metric, metric=metric,
+                      schedule_per_batch=per_batch, schedule_needs_metric=needs_metric, schedule_monitor=monitor,
+                      metric=metric,
                       callbacks=callbacks, lr_hint=opt_params.get("lr"))
     return Run(project, trainer, data, bundle, config)

@@ -83,13 +83,21 @@ class BestWeights(Callback):
         self.best: float | None = None
         self.best_epoch: int | None = None
 
+    def on_fit_start(self, trainer, logs):
+        for epoch_logs in trainer.history.epochs:  # after a resume, the best so far is in the history
+            self._consider(trainer, epoch_logs, save=False)
+
     def on_train_epoch_end(self, trainer, logs):
+        self._consider(trainer, logs, save=True)
+
+    def _consider(self, trainer, logs, save: bool) -> None:
         value = logs.get(self.monitor, logs.get(self.monitor.removeprefix("val_")))
         if value is None or value != value:
             return
         if self.best is None or value < self.best:
             self.best, self.best_epoch = value, int(logs["epoch"])
-            save_weights(trainer.module, self.folder / "best.safetensors")
+            if save:
+                save_weights(trainer.module, self.folder / "best.safetensors")
 
 
 def save_weights(module, path: Path) -> None:
@@ -131,7 +139,29 @@ def _relaunch_with_torchrun(args: argparse.Namespace, out: Path) -> int:
            "-m", "engine.cli", *cleaned]
     print(f"layerloom: starting {args.nproc} processes: torchrun --standalone --nproc_per_node={args.nproc} "
           f"-m engine.cli {' '.join(cleaned)}", flush=True)
-    return subprocess.call(cmd)
+    proc = subprocess.Popen(cmd)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue  # torchrun passes Ctrl-C on to the workers; wait until they have saved and stopped
+
+
+def _resume_command(args: argparse.Namespace, out: Path) -> str:
+    """The command that continues this run: the same arguments, with --out and --resume pointing here."""
+    words, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--out", "--resume"):
+            skip = True
+            continue
+        if a.startswith(("--out=", "--resume=")):
+            continue
+        words.append(a)
+    words += ["--out", str(out), "--resume", str(out / "checkpoints" / "last")]
+    return "layerloom " + " ".join(words)
 
 
 def _init_distributed() -> tuple[int, int]:
@@ -176,6 +206,14 @@ def _train(args, project, base_dir: Path, out: Path, rank: int, world: int) -> i
     overrides: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                  "device": args.device, "seed": args.seed,
                                  "checkpoint_dir": str(out / "checkpoints")}
+    if args.resume:  # continue with the batches the run was started with, unless told otherwise
+        try:
+            saved = json.loads((Path(args.resume) / "meta.json").read_text()).get("config", {})
+        except (OSError, ValueError):
+            saved = {}
+        for key in ("epochs", "batch_size", "seed", "shuffle"):
+            if overrides.get(key) is None and key in saved:
+                overrides[key] = saved[key]
     callbacks: list[Callback] = []
     if rank == 0:
         try:
@@ -226,8 +264,7 @@ def _train(args, project, base_dir: Path, out: Path, rank: int, world: int) -> i
         print(f"layerloom: {result.message}", file=sys.stderr)
         return EXIT_FAILED
     if result.status.value == "stopped":
-        _say(f"stopped: {result.message}. Resume with: layerloom train {args.project} --out {out} "
-             f"--resume {out / 'checkpoints' / 'last'}", rank)
+        _say(f"stopped: {result.message}. Resume with: {_resume_command(args, out)}", rank)
         return EXIT_INTERRUPTED
     _say(f"done{': ' + result.message if result.message else ''}. {_metrics(last)}", rank)
     _say(f"weights: {out / 'final.safetensors'} (best: {out / 'best.safetensors'}), history: {out / 'history.csv'}",

@@ -141,24 +141,27 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  config: TrainConfig | None = None, *, scheduler: Any = None, schedule_per_batch: bool = False,
-                 schedule_needs_metric: bool = False, metric: str = ACCURACY,
+                 schedule_needs_metric: bool = False, schedule_monitor: str = "val_loss", metric: str = ACCURACY,
                  callbacks: list[Callback] | None = None, lr_hint: float | None = None):
         import torch
 
         self.config = config or TrainConfig()
         self.device = pick_device(self.config.device)
         self.rank, self.world, self._dist = _dist()
+        if self.world > 1 and self.device == "cuda":  # each process drives the GPU torchrun gave it
+            self.device = f"cuda:{torch.cuda.current_device()}"
         self.model = model.to(self.device)
         self.module = self.model  # the bare model, also under DDP
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
-            ids = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else None
+            ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
             self.model = DistributedDataParallel(self.model, device_ids=ids)
         self.loss_fn = loss_fn.to(self.device)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.schedule_per_batch = schedule_per_batch
         self.schedule_needs_metric = schedule_needs_metric
+        self.schedule_monitor = schedule_monitor
         self.metric = metric
         self.history = History()
         self.callbacks: list[Callback] = [self.history, *(callbacks or [])]
@@ -270,7 +273,9 @@ class Trainer:
         bs = cfg.batch_size
         if n == 0:
             raise TrainingError("the training split is empty: use more data or a smaller validation/test split")
-        self.steps_per_epoch = math.ceil(n / bs)
+        # A last batch of a single sample would break BatchNorm ("more than 1 value per channel"): it joins the
+        # batch before it instead.
+        self.steps_per_epoch = math.ceil(n / bs) - (1 if n % bs == 1 and n > bs else 0)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         if self.device.startswith("cuda") and cfg.amp:
             self._amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -301,17 +306,21 @@ class Trainer:
             self._call("on_fit_start", {"epoch": self.epoch, "step": self.global_step})
             while self.epoch < cfg.epochs and not self._stop.is_set():
                 self._train_epoch(data, n, bs)
-                if self._stop.is_set() and self.batch:  # stopped mid-epoch
+                if self._stop.is_set() and self.batch < self.steps_per_epoch:  # stopped inside the epoch
                     break
-                logs = self._accum.epoch_logs("", self.metric)
+                logs = self._accum.epoch_logs("", self.metric, self._dist)
                 if data.has_val:
                     logs.update(self._validate(data))
                 logs.update(epoch=self.epoch + 1, lr=self._lr(), time=self._accum.seconds, step=self.global_step)
                 if self.scheduler is not None and not self.schedule_per_batch:
                     if self.schedule_needs_metric:
-                        self.scheduler.step(logs.get("val_loss", logs["loss"]))
+                        m = self.schedule_monitor
+                        self.scheduler.step(logs.get(m, logs.get(m.removeprefix("val_"), logs["loss"])))
                     else:
                         self.scheduler.step()
+                if not all(math.isfinite(v) for k, v in logs.items() if k.endswith("loss")) or \
+                        not all(torch.isfinite(p).all() for p in self.module.parameters()):
+                    self._non_finite(float("nan"), self.batch - 1, when="at the end of")
                 self.epoch += 1
                 self.batch = 0
                 self._accum = _Accum()
@@ -393,7 +402,7 @@ class Trainer:
                 if self._stop.is_set():
                     break
             t0 = time.perf_counter()
-            global_idx = order[b * bs:(b + 1) * bs]
+            global_idx = order[b * bs:(b + 1) * bs if b + 1 < self.steps_per_epoch else n]
             idx = self._shard(global_idx) if world > 1 else global_idx
             if on_device:
                 idx = idx.to(x_all.device)
@@ -410,7 +419,8 @@ class Trainer:
             if amp is not None:
                 with torch.autocast(device_type="cuda", dtype=amp):
                     out = model(xb)
-                    loss = loss_fn(out, yb)
+                out = out.float()  # the loss in float32: CUDA autocast refuses BCE, and it is more accurate
+                loss = loss_fn(out, yb)
             else:
                 out = model(xb)
                 loss = loss_fn(out, yb)
@@ -450,10 +460,10 @@ class Trainer:
                     hook(self, logs)
         self._accum.seconds += time.perf_counter() - t_epoch
 
-    def _non_finite(self, value: float, b: int) -> None:
+    def _non_finite(self, value: float, b: int, when: str = "in") -> None:
         import torch
         finite = all(torch.isfinite(p).all() for p in self.module.parameters())
-        if not finite and self._good_weights is not None:
+        if (not finite or when != "in") and self._good_weights is not None:
             self.load_weights(self._good_weights)
             kept = "the weights from the end of the last good epoch are kept"
         else:
@@ -462,9 +472,9 @@ class Trainer:
         cause = (f"the learning rate ({lr:g}) is probably too high: try {lr / 10:g}" if lr > 1e-3 or
                  (self.lr_hint and lr >= self.lr_hint) else
                  "the inputs may hold huge values or NaN: standardise them, or check the data")
-        raise _NonFinite(f"the loss became {'NaN' if math.isnan(value) else 'infinite'} at epoch {self.epoch + 1}, "
-                         f"step {b + 1}: {cause}; gradient clipping (e.g. 1.0) also helps. Training stopped and "
-                         f"{kept}")
+        where = f"at epoch {self.epoch + 1}, step {b + 1}" if when == "in" else f"{when} epoch {self.epoch + 1}"
+        raise _NonFinite(f"the loss became {'NaN' if math.isnan(value) else 'infinite'} {where}: {cause}; "
+                         f"gradient clipping (e.g. 1.0) also helps. Training stopped and {kept}")
 
     def _validate(self, data: TensorData) -> dict[str, float]:
         import torch
@@ -485,7 +495,8 @@ class Trainer:
                 if self._amp_dtype is not None:
                     with torch.autocast(device_type="cuda", dtype=self._amp_dtype):
                         out = model(xb)
-                        loss = loss_fn(out, yb)
+                    out = out.float()
+                    loss = loss_fn(out, yb)
                 else:
                     out = model(xb)
                     loss = loss_fn(out, yb)
@@ -520,6 +531,9 @@ class Trainer:
                 "global_step": self.global_step, "config": asdict(self.config), "accum": self._accum.state(),
                 "history": self.history.state(),
                 "early_stopping": self.early_stopping.state() if self.early_stopping else None}
+        if self.early_stopping is not None and self.early_stopping.best_weights is not None:
+            save_file({k: v.contiguous().cpu() for k, v in self.early_stopping.best_weights.items()},
+                      str(tmp / "best.safetensors"))
         (tmp / "meta.json").write_text(json.dumps(meta))
         old = folder.with_name(folder.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -543,6 +557,12 @@ class Trainer:
             raise TrainingError(f"{folder} is not a LayerLoom checkpoint (missing {Path(e.filename).name})") from None
         except Exception as e:
             raise TrainingError(f"the checkpoint {folder} cannot be read: {e}") from None
+        saved = meta.get("config") or {}
+        for key, flag in (("batch_size", "--batch-size"), ("seed", "--seed"), ("shuffle", None)):
+            if key in saved and saved[key] != getattr(self.config, key):
+                how = f"resume with {flag} {saved[key]}" if flag else f"set {key} back to {saved[key]}"
+                raise TrainingError(f"the checkpoint {folder} was made with {key.replace('_', ' ')} {saved[key]}, "
+                                    f"this run has {getattr(self.config, key)}: {how} to continue it exactly")
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise TrainingError(f"the checkpoint {folder} has format {meta.get('format')!r}; this LayerLoom reads "
                                 f"format {CHECKPOINT_FORMAT}")
@@ -565,6 +585,8 @@ class Trainer:
         self.history.load_state(meta.get("history") or {})
         if self.early_stopping is not None and meta.get("early_stopping"):
             self.early_stopping.load_state(meta["early_stopping"])
+            if (folder / "best.safetensors").is_file():
+                self.early_stopping.best_weights = load_file(str(folder / "best.safetensors"))
 
 
 class _Accum:
@@ -630,7 +652,8 @@ class _Accum:
         s = dict(self.sums)
         if dist is not None:  # every rank saw its own shard: add them up
             import torch
-            t = torch.tensor([s[k] for k in self.KEYS], dtype=torch.float64)
+            device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces GPU tensors only
+            t = torch.tensor([s[k] for k in self.KEYS], dtype=torch.float64, device=device)
             dist.all_reduce(t)
             s = dict(zip(self.KEYS, t.tolist()))
         n, m = max(1.0, s["n"]), max(1.0, s["m"])

@@ -125,3 +125,13 @@ def test_nproc_2_trains_on_two_processes_and_only_rank_0_writes(tmp_path):
     assert r.stdout.count("done.") == 1
     assert json.loads((out / "run.json").read_text())["world_size"] == 2
     assert (out / "final.safetensors").is_file()
+
+
+def test_a_wrong_training_setting_is_named(tmp_path):
+    path = moons_project(tmp_path)
+    project = engine.load_project(path)
+    project.training["early_stopping"] = {"restore_best_weights": True}
+    engine.save_project(path, project)
+    r = layerloom("train", path, "--out", tmp_path / "run")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "no parameter 'restore_best_weights'" in r.stderr and "restore_best" in r.stderr

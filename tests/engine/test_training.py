@@ -323,3 +323,69 @@ def test_running_logs_are_the_epoch_so_far():
     assert seen[3]["loss"] == pytest.approx(sum(s["loss"] for s in steps[:3]) / 3)
     assert seen[9]["loss"] == pytest.approx(result.history["epochs"][0]["loss"])
     assert seen[9]["acc"] == pytest.approx(result.history["epochs"][0]["acc"])
+
+
+def test_a_stop_before_an_epoch_starts_records_no_epoch():
+    class StopAtEpochEnd(Callback):
+        def on_train_epoch_end(self, trainer, logs):
+            if logs["epoch"] == 1:
+                trainer.request_stop("stop between epochs")
+
+    t = make(callbacks=[StopAtEpochEnd()], epochs=5)
+    result = t.fit(blobs())
+    assert result.status == Status.STOPPED and result.epochs_done == 1
+    assert [e["epoch"] for e in result.history["epochs"]] == [1]
+
+
+def test_weights_broken_at_the_end_of_an_epoch_are_not_kept_or_checkpointed(tmp_path):
+    class Explode(Callback):
+        def on_train_batch_end(self, trainer, logs):
+            if logs["step"] == 18:  # the last step of epoch 2
+                with torch.no_grad():
+                    next(trainer.module.parameters()).fill_(float("nan"))
+
+    t = make(callbacks=[Explode()], epochs=4, checkpoint_dir=str(tmp_path))
+    result = t.fit(blobs())
+    assert result.status == Status.FAILED and "end of epoch 2" in result.message
+    assert all(torch.isfinite(p).all() for p in t.module.parameters())
+    assert json.loads((tmp_path / "last" / "meta.json").read_text())["epoch"] == 1
+
+
+def test_resuming_with_other_batches_is_refused(tmp_path):
+    make(epochs=1, checkpoint_dir=str(tmp_path)).fit(blobs())
+    t = make(epochs=2, batch_size=8)
+    with pytest.raises(engine.TrainingError, match="batch size 16.*--batch-size 16"):
+        t.fit(blobs(), resume_from=tmp_path / "last")
+
+
+def test_early_stopping_restores_the_same_best_weights_after_a_resume(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 2, generator=g), torch.randint(0, 4, (96,), generator=g)
+    noise = TensorData(x[:64], y[:64], x[64:], y[64:])
+    es = {"monitor": "val_loss", "patience": 3, "restore_best": True}
+    full = make(lr=0.2, epochs=40, early_stopping=es)
+    r_full = full.fit(noise)
+    part = make(lr=0.2, epochs=40, early_stopping=es, checkpoint_dir=str(tmp_path),
+                callbacks=[StopAt(r_full.best_epoch * 4 + 5)])  # 4 steps an epoch: stop after the best one
+    assert part.fit(noise).status == Status.STOPPED
+    rest = make(lr=0.2, epochs=40, early_stopping=es, checkpoint_dir=str(tmp_path))
+    r_rest = rest.fit(noise, resume_from=tmp_path / "last")
+    assert r_rest.best_epoch == r_full.best_epoch and r_rest.epochs_done == r_full.epochs_done
+    for k, v in weights(full).items():
+        assert torch.equal(v, weights(rest)[k]), k
+
+
+def test_a_last_batch_of_one_sample_joins_the_one_before():
+    g = engine.Graph()
+    prev = g.add_node("Input", shape=[2])
+    for layer, params in (("Linear", {"out_features": 8}), ("BatchNorm1d", {}), ("ReLU", {}),
+                          ("Linear", {"out_features": 4})):
+        nid = g.add_node(layer, params)
+        g.connect(prev, nid)
+        prev = nid
+    data = blobs(n=88)  # 66 training samples with batch 16: 4 batches of 16 and one of 2 ...
+    data = TensorData(data.train_x[:65], data.train_y[:65], data.val_x, data.val_y)  # ... now 4 and one of 1
+    t = make(model=engine.build_model(g, seed=0), epochs=2)
+    result = t.fit(data)
+    assert result.status == Status.FINISHED, result.message
+    assert result.steps_done == 8  # 4 steps an epoch, the last of 17 samples
