@@ -549,6 +549,9 @@ class Trainer:
         from safetensors.torch import load_file
 
         folder = Path(folder)
+        old = folder.with_name(folder.name + ".old")
+        if not folder.exists() and old.is_dir():  # a crash between save_checkpoint's two renames
+            folder = old
         try:
             meta = json.loads((folder / "meta.json").read_text())
             weights = load_file(str(folder / "model.safetensors"))
