@@ -1,4 +1,4 @@
-"""The `layerloom` command: summary (and, in later versions, train, export, ...) on top of the engine."""
+"""The `layerloom` command: summary, layers, train and export on top of the engine."""
 from __future__ import annotations
 
 import argparse
@@ -129,6 +129,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_cli.run(args)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a project's network (with trained weights) and check the written file against PyTorch."""
+    from .export import SUFFIXES, ExportError, export_model  # torch is imported only when exporting
+    fmt = args.format or SUFFIXES.get(Path(args.out).suffix.lower())
+    if fmt is None:
+        print(f"layerloom: cannot export: give --format (safetensors, onnx, pt2 or torchscript); it cannot be told "
+              f"from the name {args.out}", file=sys.stderr)
+        return EXIT_GRAPH_ERRORS
+    try:
+        project = load_project(_project_path(args.project))
+    except ProjectError as e:
+        print(f"layerloom: cannot open the project: {e}", file=sys.stderr)
+        return EXIT_BAD_FILE
+    try:
+        report = export_model(project.graph, args.weights, fmt, args.out, batch_size=args.batch_size)
+    except ExportError as e:
+        hint = " (run again with --verbose to see the exporter's own output)" if e.details and not args.verbose else ""
+        print(f"layerloom: cannot export: {e}{hint}", file=sys.stderr)
+        if e.details and args.verbose:
+            print(f"exporter output:\n{e.details}", file=sys.stderr)
+        return EXIT_GRAPH_ERRORS
+    print(f"exported {project.name or Path(args.project).stem}")
+    for line in report.lines():
+        print(f"  {line}")
+    return EXIT_OK
+
+
 def cmd_default(args: argparse.Namespace) -> int:
     """With no subcommand: until the window exists, show the summary of a bundled template."""
     from .templates import template_names, template_path
@@ -165,6 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, help="train on N processes with DistributedDataParallel (via torchrun)")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("export", help="export a network as safetensors, ONNX, torch.export (.pt2) or TorchScript",
+                       description="Write the project's network with its weights, then read the file back and run "
+                                   "it against PyTorch (onnxruntime for ONNX, on two batch sizes for the dynamic "
+                                   "batch axis). Exit status 0 when the export passed its check, 1 when it cannot "
+                                   "be made or does not match, 2 when the project cannot be read.")
+    p.add_argument("project", help="a .layerloom project file, or a template name such as cnn_mnist")
+    p.add_argument("--weights", help="a .safetensors file (e.g. final.safetensors from `layerloom train`); "
+                                     "without it the freshly initialised, untrained network is exported")
+    p.add_argument("--format", metavar="{safetensors,onnx,pt2,torchscript}",
+                   help="what to write (default: from the output's suffix: .safetensors, .onnx, .pt2, .ts)")
+    p.add_argument("-o", "--out", required=True, help="the file to write, e.g. model.onnx")
+    p.add_argument("--batch-size", type=int, default=2, help="samples in the check batch (default 2)")
+    p.add_argument("--verbose", action="store_true", help="on failure, also print the exporter's own output")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("layers", help="the layer catalogue, or the explanation of one layer")
     p.add_argument("type", nargs="?", help="a layer type, e.g. Conv2d")
     p.set_defaults(func=cmd_layers)

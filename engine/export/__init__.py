@@ -1,0 +1,17 @@
+"""Export a LayerLoom network: weights as safetensors, ONNX, a torch.export program (.pt2) or TorchScript.
+
+Every export is read back and run against the PyTorch model before it is reported done. Importing this
+package does not import torch; an export does.
+
+    from engine.export import export_model
+    report = export_model(project.graph, "runs/try1/final.safetensors", "onnx", "model.onnx")
+    print(report.to_dict())
+"""
+from __future__ import annotations
+
+from .core import export_model, make_model, make_sample
+from .report import FORMATS, SUFFIXES, ExportError, ExportReport
+from .weights import check_state_dict, load_weights, read_safetensors, write_safetensors
+
+__all__ = ["FORMATS", "SUFFIXES", "ExportError", "ExportReport", "check_state_dict", "export_model", "load_weights",
+           "make_model", "make_sample", "read_safetensors", "write_safetensors"]
