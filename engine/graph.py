@@ -184,7 +184,8 @@ class Graph:
 
     def check_connect(self, source: str, target: str) -> None:
         """Raise the error connect() would raise, without changing anything."""
-        src, dst = self.node(source), self.node(target)
+        self.node(source)  # raises NodeNotFoundError
+        dst = self.node(target)
         if source == target:
             raise CycleError(f"{source} cannot feed itself")
         if source in self._in[target]:
@@ -200,7 +201,6 @@ class Graph:
         if self._reaches(target, source):
             raise CycleError(f"connecting {source} → {target} would make a loop: {target} already feeds "
                              f"{source}. Networks here must flow one way")
-        del src
 
     def connect(self, source: str, target: str, index: int | None = None) -> Edge:
         """Wire `source`'s output into `target`. Inputs are ordered by connect() calls, or by `index`."""
