@@ -134,8 +134,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import SUFFIXES, ExportError, export_model  # torch is imported only when exporting
     fmt = args.format or SUFFIXES.get(Path(args.out).suffix.lower())
     if fmt is None:
-        print(f"layerloom: cannot export: give --format (safetensors, onnx, pt2 or torchscript); it cannot be told "
-              f"from the name {args.out}", file=sys.stderr)
+        print(f"layerloom: cannot export: give --format (safetensors, onnx, pt2, torchscript or python); it "
+              f"cannot be told from the name {args.out}", file=sys.stderr)
         return EXIT_GRAPH_ERRORS
     try:
         project = load_project(_project_path(args.project))
@@ -143,7 +143,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"layerloom: cannot open the project: {e}", file=sys.stderr)
         return EXIT_BAD_FILE
     try:
-        report = export_model(project.graph, args.weights, fmt, args.out, batch_size=args.batch_size)
+        report = export_model(project, args.weights, fmt, args.out, batch_size=args.batch_size)
     except ExportError as e:
         hint = " (run again with --verbose to see the exporter's own output)" if e.details and not args.verbose else ""
         print(f"layerloom: cannot export: {e}{hint}", file=sys.stderr)
@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, help="train on N processes with DistributedDataParallel (via torchrun)")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("export", help="export a network as safetensors, ONNX, torch.export (.pt2) or TorchScript",
+    p = sub.add_parser("export", help="export a network as safetensors, ONNX, torch.export (.pt2), TorchScript "
+                                      "or PyTorch code",
                        description="Write the project's network with its weights, then read the file back and run "
                                    "it against PyTorch (onnxruntime for ONNX, on two batch sizes for the dynamic "
                                    "batch axis). Exit status 0 when the export passed its check, 1 when it cannot "
@@ -200,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project", help="a .layerloom project file, or a template name such as cnn_mnist")
     p.add_argument("--weights", help="a .safetensors file (e.g. final.safetensors from `layerloom train`); "
                                      "without it the freshly initialised, untrained network is exported")
-    p.add_argument("--format", metavar="{safetensors,onnx,pt2,torchscript}",
-                   help="what to write (default: from the output's suffix: .safetensors, .onnx, .pt2, .ts)")
+    p.add_argument("--format", metavar="{safetensors,onnx,pt2,torchscript,python}",
+                   help="what to write (default: from the output's suffix: .safetensors, .onnx, .pt2, .ts, .py); "
+                        "python writes a standalone PyTorch script of the network")
     p.add_argument("-o", "--out", required=True, help="the file to write, e.g. model.onnx")
     p.add_argument("--batch-size", type=int, default=2, help="samples in the check batch (default 2)")
     p.add_argument("--verbose", action="store_true", help="on failure, also print the exporter's own output")

@@ -1,4 +1,5 @@
-"""Export a LayerLoom network: weights as safetensors, ONNX, a torch.export program (.pt2) or TorchScript.
+"""Export a LayerLoom network: weights as safetensors, ONNX, a torch.export program (.pt2), TorchScript, or a
+standalone PyTorch script (.py, see codegen.py).
 
 Every export is read back and run against the PyTorch model before it is reported done. Importing this
 package does not import torch; an export does.
@@ -9,9 +10,13 @@ package does not import torch; an export does.
 """
 from __future__ import annotations
 
-from .core import export_model, make_model, make_sample
-from .report import FORMATS, SUFFIXES, ExportError, ExportReport
+from .codegen import generate_code
+from .core import ALL_FORMATS, export_model, make_model, make_sample
+from .report import FORMATS, ExportError, ExportReport
+from .report import SUFFIXES as _SUFFIXES
 from .weights import check_state_dict, load_weights, read_safetensors, write_safetensors
 
 __all__ = ["FORMATS", "SUFFIXES", "ExportError", "ExportReport", "check_state_dict", "export_model", "load_weights",
-           "make_model", "make_sample", "read_safetensors", "write_safetensors"]
+           "make_model", "make_sample", "read_safetensors", "write_safetensors", "ALL_FORMATS", "generate_code"]
+
+SUFFIXES = {**_SUFFIXES, ".py": "python"}  # by output suffix, the generated script included

@@ -24,7 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Largest difference allowed between the exported model and PyTorch, for outputs of size up to 1 (larger
 # outputs get the same relative allowance: float32 has ~7 significant digits whatever the magnitude).
-TOLERANCE = {"safetensors": 1e-6, "onnx": 1e-4, "pt2": 1e-5, "torchscript": 1e-5}
+TOLERANCE = {"safetensors": 1e-6, "onnx": 1e-4, "pt2": 1e-5, "torchscript": 1e-5, "python": 1e-6}
+# Every format export_model writes: FORMATS plus the generated PyTorch script (codegen.py), whose limit is absolute.
+ALL_FORMATS = (*FORMATS, "python")
 ALTERNATIVES = {"onnx": "pt2 (torch.export) or safetensors", "pt2": "onnx or safetensors",
                 "torchscript": "pt2 (torch.export) or safetensors"}
 UNTRAINED = "no weights were given: the exported model has freshly initialised, untrained weights"
@@ -134,7 +136,8 @@ def _stage(out: Path) -> Path:
 def export_model(graph: Any, weights: Any, fmt: str, out_path: str | os.PathLike, *,
                  sample: Any = None, batch_size: int = 2) -> ExportReport:
     """Write the graph's network with `weights` (a state dict, a path to a .safetensors file, or None for the
-    freshly initialised network) as `fmt` ("safetensors", "onnx", "pt2" or "torchscript") to `out_path`.
+    freshly initialised network) as `fmt` ("safetensors", "onnx", "pt2", "torchscript" or "python": a standalone
+    PyTorch script, run in a fresh Python process and checked with ruff) to `out_path`.
 
     The written file is read back and run on `sample` (a tensor or a tuple, one per Input; by default a random
     batch of `batch_size`) and, for the model formats, on a batch of another size to prove the batch axis is
@@ -143,8 +146,8 @@ def export_model(graph: Any, weights: Any, fmt: str, out_path: str | os.PathLike
     written, a graph with errors, weights that do not fit, or an export that fails or does not match."""
     t0 = time.perf_counter()
     fmt = str(fmt).lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt not in ALL_FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}: choose one of {', '.join(ALL_FORMATS)}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ExportError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
     out = Path(out_path)
@@ -180,11 +183,17 @@ def export_model(graph: Any, weights: Any, fmt: str, out_path: str | os.PathLike
     try:
         with capture_output() as captured:
             try:
-                done = _EXPORTERS[fmt](model, trace_inputs, staged)
+                if fmt == "python":
+                    from .codegen import export_python
+                    done = export_python(graph, model, staged)
+                else:
+                    done = _EXPORTERS[fmt](model, trace_inputs, staged)
                 batches = [(sample, reference)] + ([] if fmt == "safetensors" else [(other, reference_other)])
+                run_many = getattr(done, "run_many", None)  # one process for all batches (python)
+                got = run_many([inp for inp, _ in batches]) if run_many else [done.run(inp) for inp, _ in batches]
                 diff, scale = 0.0, 0.0
-                for inputs, want in batches:
-                    d, s = _max_diff(done.run(inputs), want)
+                for (_, want), outs in zip(batches, got):
+                    d, s = _max_diff(outs, want)
                     diff, scale = max(diff, d), max(scale, s)
                 error = None
             except LayerLoomError as e:
@@ -197,7 +206,7 @@ def export_model(graph: Any, weights: Any, fmt: str, out_path: str | os.PathLike
             report.message = f"{error}\n\nexporter output:\n{captured.text}" if captured.text else str(error)
             raise ExportError(str(error), details=captured.text, report=report,
                               node_id=getattr(error, "node_id", None)) from None
-        limit = TOLERANCE[fmt] * max(1.0, scale)
+        limit = TOLERANCE[fmt] * (1.0 if fmt == "python" else max(1.0, scale))
         report.max_abs_diff = diff
         report.batch_sizes = [int(inp[0].shape[0]) for inp, _ in batches]
         if diff > limit:
