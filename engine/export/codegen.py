@@ -243,7 +243,7 @@ def _generate(graph: Any, model: "nn.Module", class_name: str | None = None) -> 
         "",
         f"    model = {cls}()",
         "    model.load_state_dict(load_file(path, device=device), strict=True)",
-        "    return model.to(device).train(False)  # evaluation mode, as eval() sets",
+        "    return model.to(device).train(False)  # evaluation mode: dropout off, BatchNorm frozen",
     ]
     return "\n".join(lines) + "\n"
 
