@@ -102,6 +102,16 @@ def task_param(choices: tuple[str, ...], default: str = "auto", doc: str = "") -
                  effect="decides the targets: class indices (classification), 0/1 floats (binary) or numbers")
 
 
+def channels_check(source: str, colour: str):
+    """A SourceSpec check: an image has 1 channel (grey) or 3 (`colour`); 2 lies inside the Param's range but is
+    no kind of image."""
+    def check(p: dict) -> None:
+        if p["channels"] not in (1, 3):
+            raise DataParamError(f"data source {source}: channels = {p['channels']} is not allowed; it must be 1 "
+                                 f"(grey) or 3 ({colour})", "channels")
+    return check
+
+
 def pad_ids(ids: np.ndarray, length: int, padding: str) -> np.ndarray:
     """Cut to `length` ids and fill up with 0: "pre" keeps the last words and pads in front, "post" keeps the
     first words and pads at the end."""

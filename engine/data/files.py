@@ -37,6 +37,7 @@ from .base import (
     DataParamError,
     SourceSpec,
     assemble,
+    channels_check,
     check_finite,
     labels_to_classes,
     pad_ids,
@@ -586,12 +587,6 @@ def _image_folder(p: dict, ctx: Context) -> DataBundle:
                                 f"{size}×{size}, {'grey' if channels == 1 else 'RGB'}{note}.")
 
 
-def _check_channels(p: dict) -> None:
-    if p["channels"] not in (1, 3):
-        raise DataParamError(f"data source image_folder: channels = {p['channels']} is not allowed; it must be 1 "
-                             f"(grey) or 3 (RGB)", "channels")
-
-
 register(SourceSpec(
     type="image_folder",
     category=FILE,
@@ -605,7 +600,7 @@ register(SourceSpec(
             Param("channels", INT, 1, "1 for grey images, 3 for RGB colour", min=1, max=3),
             FLATTEN_PARAM, TARGET_PARAM),
     load=_image_folder,
-    check=_check_channels,
+    check=channels_check("image_folder", "RGB"),
     gives="(channels, size, size) float32 in [0, 1], one class per sub-folder",
     image=True,
 ))

@@ -15,9 +15,9 @@ from .base import (
     TARGET_PARAM,
     Context,
     DataBundle,
-    DataParamError,
     SourceSpec,
     assemble,
+    channels_check,
     n_samples_param,
     noise_param,
     pad_ids,
@@ -261,12 +261,6 @@ def _shapes(p: dict, ctx: Context) -> DataBundle:
                                 f"{'grey' if c == 1 else 'colour'}, noise {p['noise']:g}.")
 
 
-def _check_shapes(p: dict) -> None:
-    if p["channels"] not in (1, 3):
-        raise DataParamError(f"data source shapes: channels = {p['channels']} is not allowed; it must be 1 (grey) "
-                             f"or 3 (colour)", "channels")
-
-
 def _shapes_suggest(p: dict, shape: tuple[int, ...]) -> str:
     if len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2] and 8 <= shape[1] <= 128:
         return f"or set the shapes' channels to {shape[0]} and size to {shape[1]} with flatten off"
@@ -289,7 +283,7 @@ register(SourceSpec(
             noise_param(0.1, "standard deviation of the Gaussian noise added to every pixel", hi=1.0),
             FLATTEN_PARAM, TARGET_PARAM, seed_param()),
     load=_shapes,
-    check=_check_shapes,
+    check=channels_check("shapes", "colour"),
     gives="(channels, size, size) float32 in [0, 1], 10 classes",
     image=True,
     suggest=_shapes_suggest,
