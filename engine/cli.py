@@ -11,22 +11,9 @@ from .errors import LayerLoomError, ProjectError
 from .layers import fmt
 from .project import load_project
 from .shapes import Analysis, analyze
+from .units import format_bytes, format_count
 
 EXIT_OK, EXIT_GRAPH_ERRORS, EXIT_BAD_FILE = 0, 1, 2
-
-
-def _human(n: int) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
-
-
-def _bytes(n: int) -> str:
-    for unit, size in (("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
 
 
 def summary_table(analysis: Analysis, title: str = "") -> str:
@@ -34,7 +21,7 @@ def summary_table(analysis: Analysis, title: str = "") -> str:
     for nid in analysis.order:
         info = analysis.nodes[nid]
         shape = fmt(info.shape) if info.shape is not None else "—"
-        rows.append((nid, info.type, shape, f"{info.params:,d}", _human(info.macs),
+        rows.append((nid, info.type, shape, f"{info.params:,d}", format_count(info.macs),
                      str(info.error) if info.error else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [title] if title else []
@@ -45,8 +32,8 @@ def summary_table(analysis: Analysis, title: str = "") -> str:
         if i == 0:
             lines.append("-" * (sum(widths) + 8))
     lines.append("-" * (sum(widths) + 8))
-    lines.append(f"total: {analysis.total_params:,d} parameters, {_human(analysis.total_macs)} MACs and "
-                 f"{_bytes(analysis.total_memory)} of activations per sample")
+    lines.append(f"total: {analysis.total_params:,d} parameters, {format_count(analysis.total_macs)} MACs and "
+                 f"{format_bytes(analysis.total_memory)} of activations per sample")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..errors import LayerLoomError
+from ..units import format_bytes
 
 FORMATS = ("safetensors", "onnx", "pt2", "torchscript")
 FORMAT_NAMES = {"safetensors": "safetensors weights", "onnx": "ONNX", "pt2": "torch.export program (.pt2)",
@@ -64,7 +65,4 @@ class ExportReport:
 
 
 def _size(n: int) -> str:
-    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit} ({n:,d} bytes)"
-    return f"{n} bytes"
+    return f"{format_bytes(n)} ({n:,d} bytes)" if n >= 1 << 10 else f"{n} bytes"
