@@ -1,0 +1,178 @@
+"""Undo commands: one small QUndoCommand per edit, whose redo/undo call only the engine's graph and project.
+
+Compound edits (delete a selection, paste, tidy) are a parent command with child commands, so Qt runs the
+children in order on redo and in reverse on undo. Commands never touch the canvas: it mirrors the graph.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from PySide6.QtGui import QUndoCommand
+
+from engine.graph import Graph
+from engine.project import Project
+
+# Ids for mergeWith: consecutive edits of the same parameter (typing in a spin box) become one undo step.
+SET_PARAMS_ID = 1001
+
+
+class AddNodeCommand(QUndoCommand):
+    """Add one layer; the id is chosen on the first redo and kept, so a redo after an undo gives the same id."""
+
+    def __init__(self, graph: Graph, layer_type: str, params: dict[str, Any] | None = None,
+                 position: tuple[float, float] = (0.0, 0.0), node_id: str | None = None,
+                 parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.graph, self.layer_type, self.params = graph, layer_type, dict(params or {})
+        self.position, self.node_id = tuple(position), node_id
+        self.setText(f"Add {layer_type}")
+
+    def redo(self) -> None:
+        self.node_id = self.graph.add_node(self.layer_type, self.params, node_id=self.node_id,
+                                           position=self.position)
+
+    def undo(self) -> None:
+        self.graph.remove_node(self.node_id)
+
+
+class RemoveNodeCommand(QUndoCommand):
+    """Remove one node with its edges; undo puts the node back at its place in node order and every edge
+    back at its input slot."""
+
+    def __init__(self, graph: Graph, node_id: str, parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.graph, self.node_id = graph, node_id
+        self._saved: tuple[Any, int, list] | None = None
+        self.setText(f"Delete {node_id}")
+
+    def redo(self) -> None:
+        index = list(self.graph.nodes).index(self.node_id)
+        node, edges = self.graph.remove_node(self.node_id)
+        self._saved = (node, index, edges)
+
+    def undo(self) -> None:
+        node, index, edges = self._saved
+        self.graph.add_node(node.type, node.params, node_id=node.id, position=node.position, index=index)
+        for edge, slot in sorted(edges, key=lambda e: e[1]):
+            self.graph.connect(edge.source, edge.target, index=slot)
+
+
+class ConnectCommand(QUndoCommand):
+    def __init__(self, graph: Graph, source: str, target: str, index: int | None = None,
+                 parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.graph, self.source, self.target, self.index = graph, source, target, index
+        self.setText(f"Connect {source} → {target}")
+
+    def redo(self) -> None:
+        self.graph.connect(self.source, self.target, index=self.index)
+
+    def undo(self) -> None:
+        self.graph.disconnect(self.source, self.target)
+
+
+class DisconnectCommand(QUndoCommand):
+    def __init__(self, graph: Graph, source: str, target: str, parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.graph, self.source, self.target = graph, source, target
+        self._slot = 0
+        self.setText(f"Disconnect {source} → {target}")
+
+    def redo(self) -> None:
+        self._slot = self.graph.disconnect(self.source, self.target)
+
+    def undo(self) -> None:
+        self.graph.connect(self.source, self.target, index=self._slot)
+
+
+class MoveNodesCommand(QUndoCommand):
+    """Positions of several nodes, recorded once when a drag ends (or by the tidy layout)."""
+
+    def __init__(self, graph: Graph, moves: dict[str, tuple[tuple[float, float], tuple[float, float]]],
+                 text: str = "", parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.graph, self.moves = graph, dict(moves)
+        self.setText(text or (f"Move {next(iter(moves))}" if len(moves) == 1 else f"Move {len(moves)} nodes"))
+
+    def redo(self) -> None:
+        for nid, (_, new) in self.moves.items():
+            self.graph.move(nid, *new)
+
+    def undo(self) -> None:
+        for nid, (old, _) in self.moves.items():
+            self.graph.move(nid, *old)
+
+
+class SetParamsCommand(QUndoCommand):
+    """Change parameters of one node. The caller validates first (Document.set_params), so redo cannot fail."""
+
+    def __init__(self, graph: Graph, node_id: str, params: dict[str, Any], parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.graph, self.node_id, self.new = graph, node_id, dict(params)
+        self.old: dict[str, Any] = {}
+        keys = ", ".join(params)
+        self.setText(f"Set {keys} of {node_id}")
+
+    def id(self) -> int:  # noqa: A003 - Qt's name
+        return SET_PARAMS_ID
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+        """Typing 3, 32, 320 in one field is one edit; a different node or field is a new one."""
+        if not isinstance(other, SetParamsCommand) or other.node_id != self.node_id or set(other.new) != set(self.new):
+            return False
+        self.new = dict(other.new)
+        return True
+
+    def redo(self) -> None:
+        old = self.graph.set_params(self.node_id, self.new)
+        if not self.old:
+            self.old = old
+
+    def undo(self) -> None:
+        self.graph.set_params(self.node_id, self.old)
+
+
+class SetSectionCommand(QUndoCommand):
+    """Replace one settings section of the project (data, loss, optimizer, schedule, training, name ...)."""
+
+    def __init__(self, project: Project, key: str, value: Any, on_change=None, text: str = "",
+                 parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.project, self.key, self.on_change = project, key, on_change
+        self.new = copy.deepcopy(value)
+        self.old = copy.deepcopy(getattr(project, key))
+        self.setText(text or f"Change {key}")
+
+    def _set(self, value: Any) -> None:
+        setattr(self.project, self.key, copy.deepcopy(value))
+        if self.on_change is not None:
+            self.on_change(self.key)
+
+    def redo(self) -> None:
+        self._set(self.new)
+
+    def undo(self) -> None:
+        self._set(self.old)
+
+
+class MacroCommand(QUndoCommand):
+    """Several commands as one undo step: redo runs them in order, undo in reverse. The children are plain
+    Python references (not Qt child commands), so PySide never deletes a child's Python half under Qt."""
+
+    def __init__(self, text: str, commands: list[QUndoCommand] | None = None):
+        super().__init__()
+        self.commands: list[QUndoCommand] = list(commands or [])
+        self.setText(text)
+
+    def add(self, command: QUndoCommand) -> QUndoCommand:
+        self.commands.append(command)
+        return command
+
+    def redo(self) -> None:
+        for c in self.commands:
+            c.redo()
+
+    def undo(self) -> None:
+        for c in reversed(self.commands):
+            c.undo()

@@ -1,0 +1,273 @@
+"""The open project: the engine's Project, its QUndoStack, file path and dirty flag. The only place that pushes
+undo commands; views call its methods and mirror the graph's events.
+
+Every edit is validated before a command is pushed, so a refused edit raises the engine's typed error and leaves
+both the graph and the undo stack unchanged.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from engine.errors import GraphError, NodeNotFoundError
+from engine.graph import Graph
+from engine.layers import get_spec
+from engine.layout import layered_layout
+from engine.project import Project, load_project, save_project
+from engine.shapes import Analysis, analyze
+
+from .commands import (
+    AddNodeCommand,
+    ConnectCommand,
+    DisconnectCommand,
+    MacroCommand,
+    MoveNodesCommand,
+    RemoveNodeCommand,
+    SetParamsCommand,
+    SetSectionCommand,
+)
+
+CLIPBOARD_MIME = "application/x-layerloom-nodes"
+LAYER_MIME = "application/x-layerloom-layer"  # the palette's drag: the layer type as UTF-8
+
+
+class Document(QObject):
+    """A project being edited. Signals: `analyzed(Analysis)` after any change that can alter shapes (coalesced:
+    many edits in one event-loop turn give one analysis), `dirty_changed(bool)`, `path_changed(str)`,
+    `section_changed(str)` when a settings section (data, loss, ...) changes."""
+
+    analyzed = Signal(object)
+    dirty_changed = Signal(bool)
+    path_changed = Signal(str)
+    section_changed = Signal(str)
+
+    def __init__(self, project: Project | None = None, path: str | os.PathLike | None = None,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.project = project or Project()
+        self.path: Path | None = Path(path) if path else None
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self.analysis: Analysis = analyze(self.graph)
+        self._revision = self.graph.revision
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self.reanalyze)
+        self.graph.events.connect("changed", self._on_changed)
+
+    # ---- state -----------------------------------------------------------------------------------------
+    @property
+    def graph(self) -> Graph:
+        return self.project.graph
+
+    @property
+    def dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    @property
+    def title(self) -> str:
+        return self.path.name if self.path else (self.project.name or "untitled")
+
+    def _on_clean_changed(self, clean: bool) -> None:
+        self.dirty_changed.emit(not clean)
+
+    def _on_changed(self) -> None:
+        if self.graph.revision != self._revision:  # a move changes no shape
+            self._timer.start()
+
+    def reanalyze(self) -> Analysis:
+        """Shapes and errors of every node now (normally called by the coalescing timer)."""
+        self._timer.stop()
+        self._revision = self.graph.revision
+        self.analysis = analyze(self.graph)
+        self.analyzed.emit(self.analysis)
+        return self.analysis
+
+    def close(self) -> None:
+        self._timer.stop()
+        self.graph.events.disconnect("changed", self._on_changed)
+
+    # ---- files -------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike, parent: QObject | None = None) -> Document:
+        """Read a project file; raises ProjectError (with the path and what is wrong) and builds nothing."""
+        project = load_project(path)
+        return cls(project, path, parent)
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write atomically to `path` (or the current path); raises ProjectError when it cannot."""
+        target = Path(path) if path else self.path
+        if target is None:
+            raise ValueError("no path to save to: use Save As")
+        if self.path is None or target != self.path or self.project.name in ("", "untitled"):
+            if self.project.name in ("", "untitled"):
+                self.project.name = target.stem
+        save_project(target, self.project)
+        if target != self.path:
+            self.path = target
+            self.path_changed.emit(str(target))
+        self.undo_stack.setClean()
+        return target
+
+    # ---- edits (each one command) ------------------------------------------------------------------------
+    def push(self, command: QUndoCommand) -> None:
+        self.undo_stack.push(command)
+
+    def add_node(self, layer_type: str, params: dict[str, Any] | None = None,
+                 position: tuple[float, float] = (0.0, 0.0), connect_from: str | None = None) -> str:
+        """Add a layer (and optionally wire `connect_from` into it) as one undo step; returns its id."""
+        spec = get_spec(layer_type)  # UnknownLayerError before anything is pushed
+        spec.validate_params(dict(params or {}))
+        if connect_from is not None:
+            self.graph.node(connect_from)
+            if spec.max_inputs == 0:
+                raise GraphError(f"an {spec.type} node takes no input, so it cannot follow {connect_from}")
+        if connect_from is None:
+            cmd = AddNodeCommand(self.graph, spec.type, params, position)
+            self.push(cmd)
+            return cmd.node_id
+        macro = MacroCommand(f"Add {spec.type} after {connect_from}")
+        node_id = self.graph.new_id(spec.type)  # chosen now so that the child connect knows it
+        macro.add(AddNodeCommand(self.graph, spec.type, params, position, node_id=node_id))
+        macro.add(ConnectCommand(self.graph, connect_from, node_id))
+        self.push(macro)
+        return node_id
+
+    def remove_nodes(self, node_ids: list[str]) -> None:
+        ids = list(dict.fromkeys(node_ids))
+        for nid in ids:
+            self.graph.node(nid)
+        if not ids:
+            return
+        if len(ids) == 1:
+            self.push(RemoveNodeCommand(self.graph, ids[0]))
+            return
+        macro = MacroCommand(f"Delete {len(ids)} nodes")
+        for nid in ids:
+            macro.add(RemoveNodeCommand(self.graph, nid))
+        self.push(macro)
+
+    def connect(self, source: str, target: str) -> None:
+        """Raises CycleError / PortError / NodeNotFoundError (and pushes nothing) when the wire is refused."""
+        self.graph.check_connect(source, target)
+        self.push(ConnectCommand(self.graph, source, target))
+
+    def disconnect(self, source: str, target: str) -> None:
+        if source not in self.graph.inputs_of(target):
+            raise GraphError(f"{source} is not connected to {target}")
+        self.push(DisconnectCommand(self.graph, source, target))
+
+    def remove_edges(self, edges: list[tuple[str, str]]) -> None:
+        for s, t in edges:
+            if s not in self.graph.inputs_of(t):
+                raise GraphError(f"{s} is not connected to {t}")
+        if len(edges) == 1:
+            self.push(DisconnectCommand(self.graph, *edges[0]))
+        elif edges:
+            macro = MacroCommand(f"Delete {len(edges)} wires")
+            for s, t in edges:
+                macro.add(DisconnectCommand(self.graph, s, t))
+            self.push(macro)
+
+    def delete(self, node_ids: list[str], edges: list[tuple[str, str]]) -> None:
+        """Delete a selection of nodes and wires as one undo step (wires of deleted nodes go with them)."""
+        node_ids = [n for n in dict.fromkeys(node_ids) if n in self.graph]
+        edges = [(s, t) for s, t in dict.fromkeys(edges) if s not in node_ids and t not in node_ids]
+        if not node_ids and not edges:
+            return
+        macro = MacroCommand(_delete_text(len(node_ids), len(edges)))
+        for s, t in edges:
+            macro.add(DisconnectCommand(self.graph, s, t))
+        for nid in node_ids:
+            macro.add(RemoveNodeCommand(self.graph, nid))
+        self.push(macro)
+
+    def move_nodes(self, moves: dict[str, tuple[tuple[float, float], tuple[float, float]]],
+                   text: str = "") -> None:
+        """Record moves (old, new) that the canvas already shows, e.g. at the end of a drag: one undo step."""
+        moves = {nid: (tuple(old), tuple(new)) for nid, (old, new) in moves.items() if tuple(old) != tuple(new)}
+        for nid in moves:
+            self.graph.node(nid)
+        if moves:
+            self.push(MoveNodesCommand(self.graph, moves, text))
+
+    def set_params(self, node_id: str, params: dict[str, Any]) -> None:
+        """Validate, then push; a bad value raises ParamError (with the allowed range) and changes nothing."""
+        node = self.graph.node(node_id)
+        checked = node.spec.validate_params(dict(params), base=node.params)
+        changed = {k: checked[k] for k in params if node.params.get(k) != checked[k]}
+        if changed:
+            self.push(SetParamsCommand(self.graph, node_id, changed))
+
+    def set_section(self, key: str, value: Any, text: str = "") -> None:
+        """Replace a project settings section (data, loss, optimizer, schedule, training, name, description)."""
+        if not hasattr(self.project, key) or key == "graph":
+            raise KeyError(f"a project has no section {key!r}")
+        if getattr(self.project, key) == value:
+            return
+        self.push(SetSectionCommand(self.project, key, value, on_change=self.section_changed.emit, text=text))
+
+    def tidy(self) -> None:
+        """The layered layout of the whole graph as one undo step."""
+        positions = layered_layout(self.graph)
+        self.move_nodes({nid: (self.graph.nodes[nid].position, pos) for nid, pos in positions.items()},
+                        text="Tidy layout")
+
+    # ---- clipboard ---------------------------------------------------------------------------------------
+    def copy_nodes(self, node_ids: list[str]) -> dict[str, Any]:
+        """Plain data for the clipboard: the nodes and the wires between them."""
+        ids = [nid for nid in self.graph.nodes if nid in set(node_ids)]
+        nodes = [{"type": self.graph.nodes[n].type, "params": copy.deepcopy(self.graph.nodes[n].params),
+                  "position": list(self.graph.nodes[n].position), "id": n} for n in ids]
+        edges = [{"source": e.source, "target": e.target} for e in self.graph.edges
+                 if e.source in ids and e.target in ids]
+        return {"nodes": nodes, "edges": edges}
+
+    def paste(self, data: dict[str, Any], offset: tuple[float, float] = (40.0, 40.0), text: str = "Paste"
+              ) -> list[str]:
+        """Add copies of clipboard nodes (fresh ids) and their inner wires as one undo step; returns the ids."""
+        nodes = data.get("nodes") or []
+        if not nodes:
+            return []
+        for n in nodes:  # refuse the whole paste before anything is added
+            get_spec(n["type"]).validate_params(dict(n.get("params") or {}))
+        macro = MacroCommand(f"{text} {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
+        scratch = self.graph.copy()
+        new_ids: dict[str, str] = {}
+        for n in nodes:
+            x, y = n.get("position", (0.0, 0.0))
+            pos = (float(x) + offset[0], float(y) + offset[1])
+            nid = scratch.add_node(n["type"], n.get("params"), position=pos)
+            new_ids[n.get("id", nid)] = nid
+            macro.add(AddNodeCommand(self.graph, n["type"], n.get("params"), pos, node_id=nid))
+        for e in data.get("edges") or []:
+            s, t = new_ids.get(e["source"]), new_ids.get(e["target"])
+            if s and t:
+                scratch.connect(s, t)
+                macro.add(ConnectCommand(self.graph, s, t))
+        self.push(macro)
+        return list(new_ids.values())
+
+    def duplicate(self, node_ids: list[str]) -> list[str]:
+        return self.paste(self.copy_nodes(node_ids), text="Duplicate")
+
+    def node_or_none(self, node_id: str):
+        try:
+            return self.graph.node(node_id)
+        except NodeNotFoundError:
+            return None
+
+
+def _delete_text(nodes: int, edges: int) -> str:
+    parts = []
+    if nodes:
+        parts.append(f"{nodes} node{'s' if nodes != 1 else ''}")
+    if edges:
+        parts.append(f"{edges} wire{'s' if edges != 1 else ''}")
+    return "Delete " + " and ".join(parts)
