@@ -1,0 +1,607 @@
+"""The inspector: the selected node's shapes and cost, one editor per parameter generated from its LayerSpec, and
+the layer's explanation. Every commit goes through Document.set_params (one undo step); a refused value is shown
+in red under its editor and changes nothing.
+
+Editors mirror the graph: an undo, a redo or any other change of the node's parameters rewrites them with their
+signals blocked, so writing back never echoes a second edit.
+"""
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+from shiboken6 import isValid
+
+from engine.errors import GraphError, ParamError
+from engine.layers import fmt
+from engine.params import BOOL, CHOICE, FLOAT, FLOATS, INT, INT_TUPLE, INTS, PADDING, Param
+from engine.units import format_bytes, format_count
+
+from .colors import ERROR_COLOR, WARNING_COLOR, category_color
+from .palette import blend, category_icon, ports_text, spec_html
+
+_INT_MIN, _INT_MAX = -(2**31) + 1, 2**31 - 1
+_INT_RE = re.compile(r"[+-]?\d+")
+_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_SEPARATORS = re.compile(r"[\s,;x×]+")
+
+EMPTY_HINT = ("Select a layer to edit it; drag layers from the palette onto the canvas, then wire them together. "
+              "Each layer's shape, size and cost show up here.")
+HOVER_HINT = "Point at or click into a parameter to see what changing it does."
+
+
+# ---- text ↔ value ---------------------------------------------------------------------------------------------
+def _format_float(v: float) -> str:
+    return repr(float(v))  # the shortest text that reads back the same: 1e-05, 0.1, 2.0
+
+
+def format_value(param: Param, value: Any) -> str:
+    """A parameter value as the inspector writes it in a line edit ("" for not set)."""
+    if value is None:
+        return ""
+    if param.kind in (FLOAT,):
+        return _format_float(value)
+    if isinstance(value, (list, tuple)):
+        items = [_format_float(v) if param.kind == FLOATS else str(v) for v in value]
+        return ", ".join(items)
+    return str(value)
+
+
+def _tokens(text: str) -> list[str]:
+    inner = text.strip()
+    while len(inner) >= 2 and inner[0] in "([{" and inner[-1] in ")]}":
+        inner = inner[1:-1].strip()
+    return [t for t in _SEPARATORS.split(inner) if t]
+
+
+def parse_value(owner: str, param: Param, text: str) -> Any:
+    """Read what someone typed: "3", "3, 3", "(1, 28, 28)", "same", "1e-5"; "" is None for an optional
+    parameter. Raises ParamError worded like the engine's; the engine then checks the range."""
+    text = text.strip()
+    if not text:
+        if param.optional:
+            return None
+        raise ParamError(f"{owner}: {param.name} needs a value", param.name)
+    kind = param.kind
+    if kind == PADDING and text.lower() in ("same", "valid"):
+        return text.lower()
+    tokens = _tokens(text)
+    if kind in (FLOAT, FLOATS):
+        bad = next((t for t in tokens if not _FLOAT_RE.fullmatch(t)), None)
+        if bad is not None or not tokens:
+            raise ParamError(f"{owner}: {param.name} must be a number such as 0.001 or 1e-5, not {text!r}",
+                             param.name)
+        if kind == FLOAT:
+            if len(tokens) != 1:
+                raise ParamError(f"{owner}: {param.name} is one number, not {text!r}", param.name)
+            return float(tokens[0])
+        return [float(t) for t in tokens]
+    bad = next((t for t in tokens if not _INT_RE.fullmatch(t)), None)
+    if bad is not None or not tokens:
+        example = {INTS: "1, 28, 28", INT_TUPLE: "3 or 3, 3", PADDING: "1, 'same' or 'valid'"}.get(kind, "3")
+        raise ParamError(f"{owner}: {param.name} takes whole numbers (like {example}), not {text!r}", param.name)
+    values = [int(t) for t in tokens]
+    if kind == INT:
+        if len(values) != 1:
+            raise ParamError(f"{owner}: {param.name} is one whole number, not {text!r}", param.name)
+        return values[0]
+    if kind in (INT_TUPLE, PADDING) and len(values) == 1:
+        return values[0]
+    return values
+
+
+def _format_hint(param: Param) -> str:
+    n = param.length or 2
+    return {
+        INTS: "whole numbers separated by commas, e.g. 1, 28, 28",
+        FLOATS: "numbers separated by commas, e.g. 0.5, 0.5",
+        INT_TUPLE: f"one whole number for every side, or {n} of them, e.g. 3 or " + ", ".join(["3"] * n),
+        PADDING: f"a whole number, {n} of them, 'same' (keep the size) or 'valid' (no padding)",
+        FLOAT: "a number; scientific notation such as 1e-5 works",
+    }.get(param.kind, "")
+
+
+def param_tooltip(param: Param) -> str:
+    esc = html.escape
+    lines = [f"<b>{esc(param.name)}</b>" + (f" — {esc(param.doc)}" if param.doc else "")]
+    rng = param.describe_range()
+    if rng:
+        lines.append(f"Allowed: {esc(rng)}")
+    how = _format_hint(param)
+    if how:
+        lines.append(f"Type {esc(how)}")
+    default = "not set" if param.default is None else format_value(param, param.default)
+    lines.append(f"Default: {esc(default)}" + ("; leave empty for not set" if param.optional else ""))
+    if param.effect:
+        lines.append(f"<i>{esc(param.effect[:1].upper() + param.effect[1:])}</i>")
+    return "<br>".join(lines)
+
+
+# ---- one editor ---------------------------------------------------------------------------------------------
+class _Editor:
+    """One parameter's widget and its red error line; reads and writes values, never the document."""
+
+    def __init__(self, param: Param, node_id: str, widget: QWidget, error: QLabel):
+        self.param, self.node_id, self.widget, self.error = param, node_id, widget, error
+
+    def write(self, value: Any) -> None:
+        w = self.widget
+        was = w.blockSignals(True)
+        try:
+            if isinstance(w, QCheckBox):
+                w.setChecked(bool(value))
+            elif isinstance(w, QComboBox):
+                w.setCurrentIndex(max(0, w.findData(value)))
+            elif isinstance(w, QSpinBox):
+                w.setValue(int(value))
+            else:
+                w.setText(format_value(self.param, value))
+                w.setCursorPosition(0)
+        finally:
+            w.blockSignals(was)
+
+    def read(self, owner: str) -> Any:
+        w = self.widget
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        if isinstance(w, QComboBox):
+            return w.currentData()
+        if isinstance(w, QSpinBox):
+            return w.value()
+        return parse_value(owner, self.param, w.text())
+
+    def show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.setVisible(bool(message))
+        self.widget.setProperty("invalid", bool(message))
+        self.widget.setStyleSheet(f"border: 1px solid {ERROR_COLOR}; border-radius: 3px;"
+                                  if message and isinstance(self.widget, QLineEdit) else "")
+
+
+# ---- the widget ---------------------------------------------------------------------------------------------
+class InspectorWidget(QWidget):
+    """Edits the selected node of a Document. `message(str)` carries status-bar text (what changed, or why a
+    value was refused)."""
+
+    message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("InspectorWidget")
+        self._doc = None
+        self._node_id: str | None = None
+        self._editors: dict[str, _Editor] = {}
+        self._by_widget: dict[QObject, str] = {}
+        self._focused: str | None = None
+
+        self.stack = QStackedWidget(self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+
+        # page 0: nothing selected
+        self.empty = QLabel(self)
+        self.empty.setObjectName("inspectorEmpty")
+        self.empty.setWordWrap(True)
+        self.empty.setTextFormat(Qt.TextFormat.RichText)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack.addWidget(self.empty)
+
+        # page 1: a node
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        page = QWidget()
+        page.setObjectName("inspectorPage")
+        self.scroll.setWidget(page)
+        self.stack.addWidget(self.scroll)
+        body = QVBoxLayout(page)
+        body.setContentsMargins(12, 12, 12, 12)
+        body.setSpacing(8)
+
+        head = QHBoxLayout()
+        head.setSpacing(10)
+        self.icon = QLabel(page)
+        self.icon.setFixedSize(32, 32)
+        head.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
+        titles = QVBoxLayout()
+        titles.setSpacing(1)
+        self.title = QLabel(page)
+        self.title.setObjectName("inspectorTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        title_font = QFont(self.font())
+        title_font.setPointSizeF(title_font.pointSizeF() * 1.3)
+        title_font.setBold(True)
+        self.title.setFont(title_font)
+        self.subtitle = QLabel(page)
+        self.subtitle.setTextFormat(Qt.TextFormat.RichText)
+        titles.addWidget(self.title)
+        titles.addWidget(self.subtitle)
+        head.addLayout(titles, 1)
+        body.addLayout(head)
+
+        self.stats = QWidget(page)
+        grid = QGridLayout(self.stats)
+        grid.setContentsMargins(0, 4, 0, 0)
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(3)
+        self._stat_values: dict[str, QLabel] = {}
+        for row, (key, label, tip) in enumerate((
+                ("input", "Input", "the shape of one sample coming in (batch dimension left out)"),
+                ("output", "Output", "the shape of one sample going out (batch dimension left out)"),
+                ("params", "Parameters", "learned weights and biases of this layer"),
+                ("macs", "MACs", "multiply-accumulate operations for one sample"),
+                ("memory", "Memory", "bytes of this layer's output for one sample"))):
+            name = QLabel(label, self.stats)
+            name.setProperty("muted", True)
+            name.setToolTip(tip)
+            value = QLabel(self.stats)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setToolTip(tip)
+            grid.addWidget(name, row, 0)
+            grid.addWidget(value, row, 1)
+            self._stat_values[key] = value
+        grid.setColumnStretch(1, 1)
+        body.addWidget(self.stats)
+
+        self.problem = QLabel(page)
+        self.problem.setObjectName("inspectorProblem")
+        self.problem.setWordWrap(True)
+        self.problem.setTextFormat(Qt.TextFormat.RichText)
+        self.problem.hide()
+        body.addWidget(self.problem)
+
+        self.params_title = self._section_label("Parameters", page)
+        body.addWidget(self.params_title)
+        self.form_host = QWidget(page)
+        self.form_host_layout = QVBoxLayout(self.form_host)
+        self.form_host_layout.setContentsMargins(0, 0, 0, 0)
+        body.addWidget(self.form_host)
+        self.no_params = QLabel("This layer has no parameters to set.", page)
+        self.no_params.setProperty("muted", True)
+        body.addWidget(self.no_params)
+
+        self.hint = QLabel(HOVER_HINT, page)
+        self.hint.setObjectName("inspectorHint")
+        self.hint.setWordWrap(True)
+        self.hint.setTextFormat(Qt.TextFormat.RichText)
+        self.hint.setMinimumHeight(self.fontMetrics().height() * 2 + 14)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        body.addWidget(self.hint)
+
+        self.about_title = self._section_label("About", page)
+        body.addWidget(self.about_title)
+        self.about = QLabel(page)
+        self.about.setObjectName("inspectorAbout")
+        self.about.setWordWrap(True)
+        self.about.setTextFormat(Qt.TextFormat.RichText)
+        self.about.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.about.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.about.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        body.addWidget(self.about)
+        body.addStretch(1)
+
+        self._apply_colors()
+        self.stack.setCurrentWidget(self.empty)
+
+    # ---- public --------------------------------------------------------------------------------------------
+    @property
+    def document(self):
+        return self._doc
+
+    @property
+    def node_id(self) -> str | None:
+        return self._node_id
+
+    def editor(self, name: str) -> QWidget:
+        """The editor widget of a parameter of the shown node (for the main window's focus and for tests)."""
+        return self._editors[name].widget
+
+    def editors(self) -> dict[str, QWidget]:
+        return {name: e.widget for name, e in self._editors.items()}
+
+    def error_text(self, name: str) -> str:
+        e = self._editors[name].error
+        return e.text() if e.isVisibleTo(self) or not e.isHidden() else ""
+
+    def set_document(self, doc) -> None:
+        """Follow another document (or none): listen to its analyses and its graph's parameter changes."""
+        if doc is self._doc:
+            return
+        if self._doc is not None:
+            self._doc.analyzed.disconnect(self._on_analyzed)
+            self._doc.graph.events.disconnect("params_changed", self._on_params_changed)
+            self._doc.graph.events.disconnect("node_removed", self._on_node_removed)
+        self._doc = doc
+        if doc is not None:
+            doc.analyzed.connect(self._on_analyzed)
+            doc.graph.events.connect("params_changed", self._on_params_changed)
+            doc.graph.events.connect("node_removed", self._on_node_removed)
+        self.show_node(None)
+
+    def show_node(self, node_id: str | None) -> None:
+        """Show a node of the document, or the friendly empty page for None (or an id no longer there)."""
+        node = self._doc.node_or_none(node_id) if (self._doc is not None and node_id is not None) else None
+        if node is None:
+            self._node_id = None
+            self._clear_form()
+            self.stack.setCurrentWidget(self.empty)
+            return
+        same = node_id == self._node_id
+        self._node_id = node_id
+        if not same:
+            self._build(node)
+        self._refresh_values()
+        self._refresh_analysis()
+        self.stack.setCurrentWidget(self.scroll)
+
+    # ---- building --------------------------------------------------------------------------------------------
+    def _section_label(self, text: str, parent: QWidget) -> QLabel:
+        label = QLabel(text.upper(), parent)
+        f = QFont(self.font())
+        f.setBold(True)
+        f.setPointSizeF(f.pointSizeF() * 0.85)
+        f.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 108)
+        label.setFont(f)
+        label.setProperty("section", True)
+        label.setContentsMargins(0, 8, 0, 0)
+        return label
+
+    def _clear_form(self) -> None:
+        for e in self._editors.values():
+            e.widget.removeEventFilter(self)
+        self._editors.clear()
+        self._by_widget.clear()
+        self._focused = None
+        while self.form_host_layout.count():
+            item = self.form_host_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().hide()
+                item.widget().deleteLater()
+
+    def _build(self, node) -> None:
+        self._clear_form()
+        spec = node.spec
+        pix = category_icon(spec.category).pixmap(QSize(32, 32), self.devicePixelRatioF())
+        self.icon.setPixmap(pix)
+        self.title.setText(node.id)
+        self.title.setToolTip(f"node id {node.id}: the name of this layer in the model and in exported code")
+        accent = category_color(spec.category)
+        self.subtitle.setText(f"<span style='color:{accent}; font-weight:600'>{html.escape(spec.type)}</span>"
+                              f"<span style='color:{self._muted}'> · {html.escape(spec.category)} · "
+                              f"{html.escape(ports_text(spec).lower())}</span>")
+        self.about_title.setText(f"ABOUT {spec.type.upper()}")
+        self.about.setText(spec_html(spec, self.palette(), title=False, drag_hint=False))
+        form_widget = QWidget(self.form_host)
+        form = QFormLayout(form_widget)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setHorizontalSpacing(12)
+        form.setVerticalSpacing(6)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        for param in spec.params:
+            editor = self._make_editor(param, node.id, form_widget)
+            tip = param_tooltip(param)
+            label = QLabel(param.name, form_widget)
+            label.setToolTip(tip)
+            label.setBuddy(editor.widget)
+            field = QWidget(form_widget)
+            col = QVBoxLayout(field)
+            col.setContentsMargins(0, 0, 0, 0)
+            col.setSpacing(2)
+            col.addWidget(editor.widget)
+            col.addWidget(editor.error)
+            form.addRow(label, field)
+            self._editors[param.name] = editor
+            self._by_widget[editor.widget] = param.name
+            self._by_widget[label] = param.name
+            label.installEventFilter(self)
+        self.form_host_layout.addWidget(form_widget)
+        self.params_title.setVisible(bool(spec.params))
+        self.no_params.setVisible(not spec.params)
+        self.hint.setVisible(bool(spec.params))
+        self._set_hint(None)
+
+    def _make_editor(self, param: Param, node_id: str, parent: QWidget) -> _Editor:
+        kind = param.kind
+        if kind == BOOL:
+            w: QWidget = QCheckBox(parent)
+        elif kind == CHOICE:
+            w = QComboBox(parent)
+            for c in param.choices:
+                w.addItem(c, c)
+        elif kind == INT and not param.optional:
+            w = QSpinBox(parent)
+            w.setRange(int(param.min) if param.min is not None else _INT_MIN,
+                       int(param.max) if param.max is not None else _INT_MAX)
+            w.setKeyboardTracking(False)  # one commit per Enter / focus change / arrow step, not per keystroke
+            w.setAccelerated(True)
+        else:
+            w = QLineEdit(parent)
+            if param.optional:
+                w.setPlaceholderText("not set")
+            elif kind == FLOAT:
+                w.setPlaceholderText("a number, e.g. 0.001 or 1e-5")
+            else:
+                w.setPlaceholderText(_format_hint(param))
+        w.setObjectName(f"param_{param.name}")
+        w.setToolTip(param_tooltip(param))
+        w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a wheel over the form scrolls it, never edits a value
+        w.installEventFilter(self)
+        error = QLabel(parent)
+        error.setWordWrap(True)
+        error.setStyleSheet(f"color: {ERROR_COLOR};")
+        error.hide()
+        editor = _Editor(param, node_id, w, error)
+        commit = lambda *_: self._commit(editor)
+        if isinstance(w, QCheckBox):
+            w.toggled.connect(commit)
+        elif isinstance(w, QComboBox):
+            w.currentIndexChanged.connect(commit)
+        elif isinstance(w, QSpinBox):
+            w.valueChanged.connect(commit)
+        else:
+            w.editingFinished.connect(commit)
+        return editor
+
+    # ---- edits -----------------------------------------------------------------------------------------------
+    def _commit(self, editor: _Editor) -> None:
+        doc = self._doc
+        if doc is None or not isValid(self):
+            return
+        node = doc.node_or_none(editor.node_id)
+        if node is None:
+            return
+        name = editor.param.name
+        current = node.params.get(name)
+        try:
+            value = editor.read(node.type)
+            if value == current and not isinstance(editor.widget, QLineEdit):
+                return
+            doc.set_params(editor.node_id, {name: value})
+        except (ParamError, GraphError) as e:
+            editor.show_error(str(e))
+            if editor.node_id == self._node_id:
+                editor.write(current)  # back to the value the graph has: a refused edit changes nothing
+            self.message.emit(str(e))
+            return
+        editor.show_error("")
+        new = doc.node_or_none(editor.node_id)
+        if new is not None:
+            editor.write(new.params.get(name))  # the canonical form: "3, 3" reads back as 3
+            if new.params.get(name) != current:
+                self.message.emit(f"{editor.node_id}: {name} {format_value(editor.param, current) or 'not set'}"
+                                  f" → {format_value(editor.param, new.params.get(name)) or 'not set'}")
+
+    def _refresh_values(self) -> None:
+        node = self._doc.node_or_none(self._node_id) if self._doc is not None and self._node_id else None
+        if node is None:
+            return
+        for name, editor in self._editors.items():
+            editor.write(node.params.get(name))
+
+    def _refresh_analysis(self) -> None:
+        doc, nid = self._doc, self._node_id
+        if doc is None or nid is None:
+            return
+        info = doc.analysis.nodes.get(nid)
+        values = self._stat_values
+        ins = []
+        for src in doc.graph.inputs_of(nid) if nid in doc.graph else []:
+            src_info = doc.analysis.nodes.get(src)
+            ins.append(fmt(src_info.shape) if src_info is not None and src_info.shape is not None else "—")
+        values["input"].setText(", ".join(ins) if ins else "—")
+        if info is None:  # the node is newer than the last analysis: the next one is a moment away
+            for key in ("output", "params", "macs", "memory"):
+                values[key].setText("…")
+            self.problem.hide()
+            return
+        dtype = f"  {info.dtype}" if info.dtype and info.dtype != "float32" else ""
+        values["output"].setText(fmt(info.shape) + dtype if info.shape is not None else "—")
+        values["params"].setText(f"{info.params:,d}" if info.error is None else "—")
+        values["macs"].setText(f"{format_count(info.macs)} per sample" if info.error is None else "—")
+        values["memory"].setText(f"{format_bytes(info.memory)} per sample" if info.error is None else "—")
+        if info.error is None:
+            self.problem.hide()
+            return
+        err = info.error
+        color = WARNING_COLOR if info.waiting else ERROR_COLOR
+        if info.waiting:
+            text = (f"<b style='color:{color}'>Waiting on {html.escape(err.waiting_on)}</b><br>That layer cannot "
+                    f"work yet; once it is fixed, this one is worked out again.")
+        else:
+            text = (f"<b style='color:{color}'>This layer cannot work yet</b><br>{html.escape(err.reason)}"
+                    + (f"<br><span style='color:{self._muted}'>Fix: {html.escape(err.hint)}</span>"
+                       if err.hint else ""))
+        self.problem.setText(text)
+        bg = blend(self.palette().color(QPalette.ColorRole.Base), QColor(color), 0.12).name()
+        self.problem.setStyleSheet(f"QLabel#inspectorProblem {{ background: {bg}; border-left: 3px solid {color};"
+                                   f" padding: 6px 8px; }}")
+        self.problem.show()
+
+    def _set_hint(self, name: str | None) -> None:
+        param = self._editors[name].param if name in self._editors else None
+        if param is None:
+            self.hint.setText(f"<span style='color:{self._muted}'>{HOVER_HINT}</span>")
+            return
+        what = param.effect or param.doc
+        rng = param.describe_range()
+        extra = f" <span style='color:{self._muted}'>({html.escape(rng)})</span>" if rng else ""
+        self.hint.setText(f"<b>{html.escape(param.name)}</b>: {html.escape(what[:1].upper() + what[1:])}{extra}")
+
+    # ---- handlers --------------------------------------------------------------------------------------------
+    def _on_analyzed(self, _analysis) -> None:
+        if isValid(self) and self._node_id is not None:
+            self._refresh_analysis()
+
+    def _on_params_changed(self, node) -> None:
+        if not isValid(self) or node.id != self._node_id:
+            return
+        for editor in self._editors.values():
+            editor.show_error("")  # an undo or redo makes any earlier refusal moot
+        self._refresh_values()
+
+    def _on_node_removed(self, node) -> None:
+        if isValid(self) and node.id == self._node_id:
+            self.show_node(None)
+
+    # ---- colours ---------------------------------------------------------------------------------------------
+    def _apply_colors(self) -> None:
+        pal = self.palette()
+        text, base = pal.color(QPalette.ColorRole.Text), pal.color(QPalette.ColorRole.Base)
+        self._muted = blend(text, base, 0.42).name()
+        hint_bg = blend(pal.color(QPalette.ColorRole.Window), text, 0.05).name()
+        self.hint.setStyleSheet(f"QLabel#inspectorHint {{ background: {hint_bg}; border-radius: 4px;"
+                                f" padding: 6px 8px; }}")
+        self.empty.setStyleSheet(f"QLabel#inspectorEmpty {{ color: {self._muted}; padding: 28px; }}")
+        first, rest = EMPTY_HINT.split("; ", 1)
+        self.empty.setText(f"<p style='font-size:large; font-weight:600'>{html.escape(first)}</p>"
+                           f"<p>{html.escape(rest[:1].upper() + rest[1:])}</p>")
+        for label in self.findChildren(QLabel):
+            if label.property("muted") or label.property("section"):
+                label.setStyleSheet(f"color: {self._muted};")
+
+    # ---- Qt overrides ----------------------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        name = self._by_widget.get(watched)
+        if name is not None:
+            kind = event.type()
+            if kind == QEvent.Type.FocusIn:
+                self._focused = name
+                self._set_hint(name)
+            elif kind == QEvent.Type.Enter:
+                self._set_hint(name)
+            elif kind == QEvent.Type.Leave:
+                self._set_hint(self._focused)
+            elif kind == QEvent.Type.Wheel and not watched.hasFocus() \
+                    and isinstance(watched, (QSpinBox, QComboBox)):
+                QCoreApplication.sendEvent(self.scroll.verticalScrollBar(), event)
+                return True
+        return super().eventFilter(watched, event)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "hint"):
+            self._apply_colors()
+            node_id, self._node_id = self._node_id, None
+            self.show_node(node_id)  # rebuild the rich text in the new colours
