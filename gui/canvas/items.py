@@ -1,0 +1,550 @@
+"""What the canvas draws: a node (type, key parameters, output shape, ports, error badge) and a wire labelled
+with the shape it carries. Items only show the model; GraphScene keeps them in step with it.
+
+Everything a paint needs (texts, paths, colours) is computed when the model changes, never while painting, and
+items cache their pixels in device coordinates: panning a large graph blits pixmaps instead of re-laying text.
+Below `LOD_TEXT` zoom a node is a plain coloured box and a wire a plain line, so a zoomed-out 5,000-node
+graph costs a rectangle and a line per visible item.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPainterPathStroker,
+    QPalette,
+    QPen,
+    QPolygonF,
+    QStaticText,
+)
+from PySide6.QtWidgets import QApplication, QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from engine.layers import fmt, get_spec
+from engine.layers.base import FLOAT32
+from engine.units import format_count
+
+NODE_WIDTH = 190.0
+NODE_HEIGHT = 64.0
+PORT_RADIUS = 5.0
+PORT_HIT = 11.0     # ports are small to look at but forgiving to grab
+GRID = 10.0         # dragged nodes snap to this grid
+LOD_TEXT = 0.45     # below this zoom a node is a box without text: text would be unreadable anyway
+LOD_LABEL = 0.6     # wire labels need a little more room than node titles
+STRIP = 6.0         # the category colour strip on a node's left edge
+
+# Category colours read well on light and dark backgrounds alike, so they do not follow the palette.
+CATEGORY_COLOURS = {
+    "Input": "#2e9e5b",
+    "Core": "#3b7dd8",
+    "Convolution": "#8a56c9",
+    "Pooling": "#17a2a8",
+    "Normalisation": "#d49a1f",
+    "Recurrent": "#d0508a",
+    "Activation": "#e0702b",
+    "Merge": "#1f9ed1",
+    "Shape": "#7d8794",
+}
+ERROR_COLOUR = "#d93b3b"
+OK_COLOUR = "#2e9e5b"
+
+# How a key parameter is written on a node: compact, as people write a layer ("32, k3, s1").
+_PREFIX = {"kernel_size": "k", "stride": "s", "padding": "p", "dilation": "d", "hidden_size": "h"}
+_NAMED = {"dims": "dims ", "p": "p=", "negative_slope": "slope ", "alpha": "α=", "dim": "dim ", "output_size": "out ",
+          "num_layers": "layers ", "approximate": ""}
+
+
+@dataclass
+class Style:
+    """Colours and fonts of the canvas, read from the application palette (light or dark theme)."""
+
+    dark: bool
+    background: QColor
+    grid: QColor
+    node_fill: QColor
+    node_border: QColor
+    text: QColor
+    muted: QColor
+    highlight: QColor
+    error: QColor
+    ok: QColor
+    wire: QColor
+    label_fill: QColor
+    title_font: QFont
+    body_font: QFont
+    label_font: QFont
+
+    @classmethod
+    def from_palette(cls, palette: QPalette | None = None) -> Style:
+        pal = palette or QApplication.palette()
+        window = pal.color(QPalette.ColorRole.Window)
+        dark = window.lightnessF() < 0.5
+        base = pal.color(QPalette.ColorRole.Base)
+        text = pal.color(QPalette.ColorRole.Text)
+        muted = QColor(text)
+        muted.setAlphaF(0.6)
+        background = window.darker(112) if dark else window.lighter(103)
+        grid = QColor(text)
+        grid.setAlphaF(0.07)
+        border = QColor(text)
+        border.setAlphaF(0.35)
+        wire = QColor(text)
+        wire.setAlphaF(0.55)
+        label_fill = QColor(background)
+        label_fill.setAlphaF(0.85)
+        node_fill = base.lighter(130) if dark else base
+        family = QApplication.font()
+        title = QFont(family)
+        title.setPointSizeF(9.5)
+        title.setBold(True)
+        body = QFont(family)
+        body.setPointSizeF(8.0)
+        label = QFont(family)
+        label.setPointSizeF(7.5)
+        return cls(dark, background, grid, node_fill, border, text, muted, pal.color(QPalette.ColorRole.Highlight),
+                   QColor(ERROR_COLOUR), QColor(OK_COLOUR), wire, label_fill, title, body, label)
+
+
+def _short(value: Any, sizes: bool = True) -> str:
+    """Sizes (a kernel, an input shape) as 3×5, or 3 when all equal; other lists (Permute's dims) as (1, 0)."""
+    if isinstance(value, (list, tuple)):
+        if not sizes:
+            return "(" + ", ".join(str(v) for v in value) + ")"
+        if len(value) > 1 and len(set(value)) == 1 and len(value) < 3:
+            return str(value[0])
+        return "×".join(str(v) for v in value)
+    return str(value)
+
+
+def param_summary(layer_type: str, params: dict[str, Any]) -> str:
+    """The few parameters that say what a layer does, written compactly: Conv2d → "32, k3, s1, p1"."""
+    spec = get_spec(layer_type)
+    defaults = spec.defaults()
+    names = list(spec.key_params)
+    # Then whatever the user changed from its default, so that an edit is visible on the node.
+    names += [p.name for p in spec.params if p.name not in names and params.get(p.name) != p.default]
+    parts: list[str] = []
+    for name in names:
+        value = params.get(name, defaults.get(name))
+        if value is None or value is False:
+            continue
+        if name in _PREFIX:
+            parts.append(value if isinstance(value, str) else _PREFIX[name] + _short(value))
+        elif name == "return_sequences":
+            parts.append("seq")
+        elif name == "approximate" and value == "none":
+            continue
+        elif name in _NAMED:
+            parts.append(f"{_NAMED[name]}{_short(value, sizes=name != 'dims')}")
+        elif name in spec.key_params:  # Input's shape reads as sizes (1×28×28), Reshape's as a tuple
+            sizes = name != "shape" or spec.type == "Input"
+            parts.append(_short(value, sizes) if not isinstance(value, bool) else name)
+        else:
+            parts.append(f"{name}={_short(value)}")
+        if len(parts) == 4:
+            break
+    return ", ".join(parts)
+
+
+def shape_text(shape: tuple[int, ...] | None, dtype: str | None) -> str:
+    if shape is None:
+        return ""
+    return fmt(shape) + ("" if dtype in (None, FLOAT32) else f" {dtype}")
+
+
+def _static(text: str) -> QStaticText:
+    st = QStaticText(text)
+    st.setTextFormat(Qt.TextFormat.PlainText)
+    return st
+
+
+class BadgeItem(QGraphicsItem):
+    """The red "!" at a node's top-right corner; hovering it shows the engine's message and its fix."""
+
+    RADIUS = 9.0
+
+    def __init__(self, parent: NodeItem):
+        super().__init__(parent)
+        self.setPos(NODE_WIDTH / 2 - 4, -NODE_HEIGHT / 2 + 4)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)  # clicks go to the node
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        r = self.RADIUS + 1
+        return QRectF(-r, -r, 2 * r, 2 * r)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        node: NodeItem = self.parentItem()
+        if option.levelOfDetailFromTransform(painter.worldTransform()) < LOD_TEXT:
+            return  # the whole node turns red instead
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(node.style.node_fill, 1.5))
+        painter.setBrush(node.style.error)
+        painter.drawEllipse(QPointF(0, 0), self.RADIUS, self.RADIUS)
+        painter.setPen(QColor("white"))
+        painter.setFont(node.style.title_font)
+        painter.drawText(self.boundingRect(), Qt.AlignmentFlag.AlignCenter, "!")
+
+
+class NodeItem(QGraphicsItem):
+    """One layer. Its position is the node's centre, exactly the graph's (x, y)."""
+
+    Type = QGraphicsItem.UserType + 1
+
+    def __init__(self, node_id: str, layer_type: str, params: dict[str, Any], style: Style):
+        super().__init__()
+        spec = get_spec(layer_type)
+        self.node_id = node_id
+        self.layer_type = spec.type
+        self.category = spec.category
+        self.takes_input = spec.max_inputs != 0
+        self.many_inputs = spec.max_inputs is None or spec.max_inputs > 1
+        self.style = style
+        self.colour = QColor(CATEGORY_COLOURS.get(spec.category, "#888888"))
+        self.rect = QRectF(-NODE_WIDTH / 2, -NODE_HEIGHT / 2, NODE_WIDTH, NODE_HEIGHT)
+        self._bounds = self.rect.adjusted(-PORT_HIT, -PORT_HIT, PORT_HIT, PORT_HIT)
+        self._shape = QPainterPath()
+        self._shape.addRoundedRect(self.rect, 8, 8)
+        for port in (self.output_port(), self.input_port()) if self.takes_input else (self.output_port(),):
+            self._shape.addEllipse(port, PORT_HIT, PORT_HIT)
+        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
+                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.params_text = ""
+        self.status_text = "…"
+        self.count_text = ""
+        self.error_text = ""    # the tooltip: engine message and its fix
+        self.state = "pending"  # pending | ok | waiting | error
+        self.flash = 0.0        # 1 → 0 after a refused wire
+        self.drop_hint: str | None = None  # "ok" / "refused" while a wire is dragged over the node
+        self.drew_text: bool | None = None  # what the last paint did: the level-of-detail switch, for tests
+        self.badge: BadgeItem | None = None
+        self.wire_label = ""    # what the wires leaving this node say: its output shape, when it has one
+        self._info_key: tuple | None = None
+        self._title = _static(self.layer_type)
+        self._sub = _static("")
+        self._status = _static("")
+        self._count = _static("")
+        self.set_params(params)
+        self._set_status("…", "pending")
+
+    def type(self) -> int:  # noqa: A003 - Qt's name
+        return self.Type
+
+    # ---- geometry ------------------------------------------------------------------------------------
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        return self._shape
+
+    @staticmethod
+    def output_port() -> QPointF:
+        return QPointF(0, NODE_HEIGHT / 2)
+
+    @staticmethod
+    def input_port(slot: int = 0, count: int = 1) -> QPointF:
+        """Where the wire of input `slot` of `count` ends: inputs spread left to right in their order."""
+        if count <= 1:
+            return QPointF(0, -NODE_HEIGHT / 2)
+        step = min(36.0, (NODE_WIDTH - 60) / (count - 1))
+        return QPointF((slot - (count - 1) / 2) * step, -NODE_HEIGHT / 2)
+
+    def port_at(self, local: QPointF) -> str | None:
+        """"out" or "in" when `local` (item coordinates) is on a port, else None."""
+        if QLineF(local, self.output_port()).length() <= PORT_HIT:
+            return "out"
+        if self.takes_input and abs(local.y() + NODE_HEIGHT / 2) <= PORT_HIT and abs(local.x()) <= (
+                NODE_WIDTH / 2 - 20 if self.many_inputs else PORT_HIT):
+            return "in"
+        return None
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:  # noqa: N802
+        scene = self.scene()
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange and scene is not None and scene.snapping:
+            return QPointF(round(value.x() / GRID) * GRID, round(value.y() / GRID) * GRID)
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged and scene is not None:
+            scene.node_item_moved(self)
+        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            self.setZValue(1 if value else 0)
+        return super().itemChange(change, value)
+
+    # ---- content -------------------------------------------------------------------------------------
+    def set_params(self, params: dict[str, Any]) -> None:
+        text = param_summary(self.layer_type, params)
+        self.params_text = text
+        body = QFontMetricsF(self.style.body_font)
+        sub = f"{self.node_id} · {text}" if text else self.node_id
+        self._sub.setText(body.elidedText(sub, Qt.TextElideMode.ElideRight, NODE_WIDTH - STRIP - 20))
+        self.update()
+
+    def set_info(self, info) -> bool:
+        """Show one NodeInfo of the latest analysis; returns False (and repaints nothing) when nothing the node
+        shows has changed, so that an edit repaints only the nodes it affects."""
+        if info is None:
+            key: tuple = ("pending",)
+        elif info.error is None:
+            key = ("ok", info.shape, info.dtype, info.params)
+        elif info.waiting:
+            key = ("waiting", info.error.waiting_on)
+        else:
+            key = ("error", info.error.reason, info.error.hint)
+        if key == self._info_key:
+            return False
+        self._info_key = key
+        self.wire_label = shape_text(info.shape, info.dtype) if key[0] == "ok" else ""
+        if key[0] == "pending":
+            self._set_status("…", "pending")
+        elif key[0] == "ok":
+            self._set_status(shape_text(info.shape, info.dtype), "ok",
+                             f"{format_count(info.params)} params" if info.params else "")
+        elif key[0] == "waiting":
+            self._set_status(f"waiting on {info.error.waiting_on}", "waiting", tooltip=(
+                f"{self.node_id} waits on {info.error.waiting_on}: fix the error there first"))
+        else:
+            reason, hint = info.error.reason, info.error.hint
+            self._set_status(reason, "error", tooltip=f"{reason}\nFix: {hint}" if hint else reason)
+        return True
+
+    def _set_status(self, text: str, state: str, count: str = "", tooltip: str = "") -> None:
+        self.state = state
+        self.status_text = text
+        self.count_text = count
+        self.error_text = tooltip if state == "error" else ""
+        body = QFontMetricsF(self.style.body_font)
+        count_w = body.horizontalAdvance(count) + 8 if count else 0
+        self._count.setText(count)
+        self._status.setText(body.elidedText(text, Qt.TextElideMode.ElideRight,
+                                             NODE_WIDTH - STRIP - 20 - count_w))
+        self.setToolTip(tooltip)
+        if state == "error":
+            if self.badge is None:
+                self.badge = BadgeItem(self)
+            self.badge.setToolTip(tooltip)
+            self.badge.show()
+        elif self.badge is not None:
+            self.badge.hide()
+        self.update()
+
+    def set_style(self, style: Style) -> None:
+        self.style = style
+        self.set_params_text_again()
+
+    def set_params_text_again(self) -> None:
+        """Re-elide texts after a font change."""
+        body = QFontMetricsF(self.style.body_font)
+        sub = f"{self.node_id} · {self.params_text}" if self.params_text else self.node_id
+        self._sub.setText(body.elidedText(sub, Qt.TextElideMode.ElideRight, NODE_WIDTH - STRIP - 20))
+        self._set_status(self.status_text, self.state, self.count_text, self.toolTip())
+
+    # ---- painting ------------------------------------------------------------------------------------
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        st = self.style
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        selected = self.isSelected()
+        if lod < LOD_TEXT:
+            self.drew_text = False
+            fill = st.error if self.state == "error" else self.colour
+            painter.fillRect(self.rect, st.highlight if selected else fill)
+            return
+        self.drew_text = True
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        border = QPen(st.node_border, 1.0)
+        if self.state == "error":
+            border = QPen(st.error, 1.5)
+        if selected:
+            border = QPen(st.highlight, 2.5)
+        if self.drop_hint is not None:
+            border = QPen(st.ok if self.drop_hint == "ok" else st.error, 3.0)
+        painter.setPen(border)
+        fill = QColor(st.node_fill)
+        if self.flash > 0:
+            fill = _mix(fill, st.error, 0.6 * self.flash)
+        painter.setBrush(fill)
+        painter.drawRoundedRect(self.rect, 8, 8)
+        # The category strip: a rounded left edge clipped to the node's outline.
+        strip = QPainterPath()
+        strip.addRoundedRect(self.rect, 8, 8)
+        left = QPainterPath()
+        left.addRect(QRectF(self.rect.left(), self.rect.top(), STRIP, self.rect.height()))
+        painter.fillPath(strip.intersected(left), self.colour)
+
+        x = self.rect.left() + STRIP + 8
+        top = self.rect.top()
+        painter.setPen(st.text)
+        painter.setFont(st.title_font)
+        painter.drawStaticText(QPointF(x, top + 5), self._title)
+        painter.setFont(st.body_font)
+        painter.setPen(st.muted)
+        painter.drawStaticText(QPointF(x, top + 24), self._sub)
+        painter.setPen({"ok": st.text, "error": st.error}.get(self.state, st.muted))
+        painter.drawStaticText(QPointF(x, top + 42), self._status)
+        if self.count_text:
+            painter.setPen(st.muted)
+            w = self._count.size().width()
+            painter.drawStaticText(QPointF(self.rect.right() - 8 - w, top + 42), self._count)
+        self._paint_ports(painter)
+
+    def _paint_ports(self, painter: QPainter) -> None:
+        st = self.style
+        painter.setPen(QPen(st.node_fill, 1.5))
+        painter.setBrush(self.colour)
+        painter.drawEllipse(self.output_port(), PORT_RADIUS, PORT_RADIUS)
+        if not self.takes_input:
+            return
+        if self.many_inputs:  # a bar: this node takes several inputs, kept in order left to right
+            bar = QRectF(-40, -NODE_HEIGHT / 2 - PORT_RADIUS + 1, 80, 2 * PORT_RADIUS - 2)
+            painter.drawRoundedRect(bar, PORT_RADIUS - 1, PORT_RADIUS - 1)
+        else:
+            painter.drawEllipse(self.input_port(), PORT_RADIUS, PORT_RADIUS)
+
+
+class EdgeItem(QGraphicsItem):
+    """A wire from a node's output port (bottom) to an input port (top), labelled with the shape it carries."""
+
+    Type = QGraphicsItem.UserType + 2
+
+    def __init__(self, source: NodeItem, target: NodeItem, style: Style):
+        super().__init__()
+        self.source, self.target = source, target
+        self.style = style
+        self.slot, self.count = 0, 1
+        self.detour = 0.0       # sideways bow (scene units) that keeps a long wire off the nodes it passes
+        self.selected = False   # wires have their own selection: a rubber band picks nodes only
+        self.label_left = False  # set by the scene: which side of the wire keeps the label clear of others
+        self.label = ""
+        self.drew_label: bool | None = None
+        self._label = _static("")
+        self._label_rect = QRectF()
+        self._path = QPainterPath()
+        self._arrow = QPolygonF()
+        self._bounds = QRectF()
+        self._shape: QPainterPath | None = None
+        self.setZValue(-1)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.update_path()
+
+    def type(self) -> int:  # noqa: A003 - Qt's name
+        return self.Type
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source.node_id, self.target.node_id)
+
+    def endpoints(self) -> tuple[QPointF, QPointF]:
+        # The arrow's tip touches the input port's circle instead of hiding under it.
+        return (self.source.pos() + NodeItem.output_port(),
+                self.target.pos() + NodeItem.input_port(self.slot, self.count) - QPointF(0, PORT_RADIUS))
+
+    def update_path(self) -> None:
+        self.prepareGeometryChange()
+        a, b = self.endpoints()
+        self._path = wire_path(a, b, self.detour)
+        self._shape = None
+        tip = b
+        self._arrow = QPolygonF([tip, tip + QPointF(-4.5, -8), tip + QPointF(4.5, -8)])
+        self._place_label()
+
+    def set_label(self, text: str) -> None:
+        if text == self.label:
+            return
+        self.label = text
+        self._label.setText(text)
+        self.prepareGeometryChange()
+        self._place_label()
+        self.update()
+
+    def set_selected(self, on: bool) -> None:
+        if on != self.selected:
+            self.selected = on
+            self.update()
+
+    def _place_label(self) -> None:
+        bounds = self._path.boundingRect().adjusted(-6, -6, 6, 6)
+        if self.label:
+            fm = QFontMetricsF(self.style.label_font)
+            w, h = fm.horizontalAdvance(self.label) + 8, fm.height() + 2
+            mid = self._path.pointAtPercent(0.5)
+            if abs(math.sin(math.radians(self._path.angleAtPercent(0.5)))) < 0.7:
+                # Where the wire runs sideways there is no room beside it: the label sits on it.
+                self._label_rect = QRectF(mid.x() - w / 2, mid.y() - h / 2, w, h)
+            else:
+                x = mid.x() - 7 - w if self.label_left else mid.x() + 7
+                self._label_rect = QRectF(x, mid.y() - h / 2, w, h)
+            bounds = bounds.united(self._label_rect.adjusted(-1, -1, 1, 1))
+        else:
+            self._label_rect = QRectF()
+        self._bounds = bounds
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        if self._shape is None:  # stroked lazily: only hit tests need it
+            stroker = QPainterPathStroker()
+            stroker.setWidth(10)
+            self._shape = stroker.createStroke(self._path)
+        return self._shape
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        st = self.style
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        colour = st.highlight if self.selected else st.wire
+        if lod < LOD_TEXT:
+            self.drew_label = False
+            painter.setPen(QPen(colour, 0))
+            painter.drawLine(*self.endpoints())
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(colour, 2.5 if self.selected else 1.6))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self._path)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        painter.drawPolygon(self._arrow)
+        self.drew_label = bool(self.label) and lod >= LOD_LABEL
+        if self.drew_label:
+            painter.setBrush(st.label_fill)
+            painter.setPen(QPen(colour if self.selected else st.node_border, 0.8))
+            painter.drawRoundedRect(self._label_rect, 4, 4)
+            painter.setFont(st.label_font)
+            painter.setPen(st.text)
+            painter.drawStaticText(self._label_rect.topLeft() + QPointF(4, 1), self._label)
+
+
+def wire_path(a: QPointF, b: QPointF, detour: float = 0.0) -> QPainterPath:
+    """A smooth wire leaving `a` downwards and entering `b` from above. A `detour` runs it down a lane that far
+    to the side of both ends (a skip connection passing a column of nodes), with short bends at each end."""
+    dy = b.y() - a.y()
+    path = QPainterPath(a)
+    if detour:
+        lane = (max(a.x(), b.x()) if detour > 0 else min(a.x(), b.x())) + detour
+        bend = min(34.0, dy / 3)
+        path.cubicTo(a + QPointF(0, bend * 0.7), QPointF(lane, a.y() + bend * 0.3), QPointF(lane, a.y() + bend))
+        path.lineTo(lane, b.y() - bend)
+        path.cubicTo(QPointF(lane, b.y() - bend * 0.3), b - QPointF(0, bend * 0.7), b)
+        return path
+    pull = max(30.0, dy / 2 if dy > 0 else 60.0 + abs(dy) / 4)
+    path.cubicTo(a + QPointF(0, pull), b - QPointF(0, pull), b)
+    return path
+
+
+def _mix(a: QColor, b: QColor, t: float) -> QColor:
+    t = max(0.0, min(1.0, t))
+    return QColor.fromRgbF(a.redF() + (b.redF() - a.redF()) * t, a.greenF() + (b.greenF() - a.greenF()) * t,
+                           a.blueF() + (b.blueF() - a.blueF()) * t, 1.0)
+
+
+def grid_snap(value: float) -> float:
+    return round(value / GRID) * GRID
+
+
+__all__ = ["BadgeItem", "EdgeItem", "GRID", "LOD_TEXT", "NODE_HEIGHT", "NODE_WIDTH", "NodeItem", "Style",
+           "grid_snap", "param_summary", "shape_text", "wire_path"]

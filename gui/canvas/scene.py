@@ -1,0 +1,462 @@
+"""GraphScene: mirrors one Document's graph as node and wire items through an id → item map, shows the latest
+shape analysis on them, and turns mouse gestures (drag a wire, drag nodes) into Document edits.
+
+The scene never writes the graph itself: a finished gesture calls one Document method (one undo step), and the
+graph's events then reach the scene like any other edit, so undo, redo, paste and file loads need no special case.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEasingCurve, QLineF, QPointF, QRectF, Qt, QTimer, QVariantAnimation, Signal
+from PySide6.QtGui import QPainter, QPen, QTransform
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsSceneMouseEvent
+
+from engine.errors import GraphError
+from engine.graph import Edge, Node
+from engine.layout import ROW
+from engine.shapes import Analysis
+
+from .items import NODE_HEIGHT, NODE_WIDTH, BadgeItem, EdgeItem, NodeItem, Style, wire_path
+
+GRAPH_EVENTS = ("node_added", "node_removed", "edge_added", "edge_removed", "node_moved", "params_changed")
+DETOUR = NODE_WIDTH / 2 + 30  # a long wire's lane runs this far beside its ends, clear of a column of nodes
+
+
+@dataclass
+class _WireDrag:
+    """A wire being drawn from `origin`'s output (or, dragged backwards, from its input)."""
+
+    origin: NodeItem
+    from_output: bool
+    item: QGraphicsPathItem
+    hover: NodeItem | None = None
+
+
+class GraphScene(QGraphicsScene):
+    """Signals: `message(str)` one sentence for the status bar (why a wire was refused), `content_changed()`
+    when nodes were added, removed or moved (coalesced), `refreshed()` after an analysis reached the items."""
+
+    message = Signal(str)
+    content_changed = Signal()
+    refreshed = Signal()
+
+    def __init__(self, document=None, parent=None):
+        super().__init__(parent)
+        # A BSP tree finds the items in an exposed rectangle without looking at the thousands outside it.
+        self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
+        self.document = None
+        self.style = Style.from_palette()
+        self.nodes: dict[str, NodeItem] = {}
+        self.edges: dict[tuple[str, str], EdgeItem] = {}
+        self._edges_of: dict[str, set[EdgeItem]] = {}
+        self._callbacks: list[tuple[str, Callable]] = []
+        self.snapping = False  # on while the user drags nodes: model positions (tidy, files) are never snapped
+        self._drag_start: dict[str, QPointF] | None = None
+        self._wire: _WireDrag | None = None
+        self._flash_item: NodeItem | None = None
+        self._flash = QVariantAnimation(self)
+        self._flash.setStartValue(1.0)
+        self._flash.setEndValue(0.0)
+        self._flash.setDuration(900)
+        self._flash.setEasingCurve(QEasingCurve.Type.InQuad)
+        self._flash.valueChanged.connect(self._on_flash_step)
+        self._content_timer = QTimer(self)
+        self._content_timer.setSingleShot(True)
+        self._content_timer.setInterval(0)
+        self._content_timer.timeout.connect(self._on_content_timer)
+        self._content_rect: QRectF | None = None
+        if document is not None:
+            self.set_document(document)
+
+    # ---- mirroring -----------------------------------------------------------------------------------
+    def set_document(self, document) -> None:
+        """Drop every item and mirror `document`'s graph (None: an empty canvas)."""
+        self._detach()
+        self._cancel_wire()
+        self._drag_start = None
+        self.snapping = False
+        self.clear()  # deletes every item
+        self.nodes.clear()
+        self.edges.clear()
+        self._edges_of.clear()
+        self._flash_item = None
+        self.document = document
+        if document is None:
+            self._content_changed()
+            return
+        graph = document.graph
+        self._callbacks = [(name, getattr(self, f"_on_{name}")) for name in GRAPH_EVENTS]
+        for name, cb in self._callbacks:
+            graph.events.connect(name, cb)
+        document.analyzed.connect(self._on_analyzed)
+        # The graph holds plain Python callbacks: unhook them if Qt deletes this scene before the document goes.
+        events, callbacks = graph.events, list(self._callbacks)
+        self.destroyed.connect(lambda *_: [events.disconnect(n, c) for n, c in callbacks])
+        for node in graph.nodes.values():
+            self._add_node_item(node)
+        for edge in graph.edges:
+            self._add_edge_item(edge)
+        for nid in graph.nodes:
+            if graph.inputs_of(nid):
+                self._restack_inputs(nid)
+        for nid in graph.nodes:  # fan-out label sides need every wire in place
+            if len(graph.outputs_of(nid)) > 1:
+                self._route_around(nid, "")
+        self._show_analysis(document.analysis)
+        self._content_changed()
+
+    def _detach(self) -> None:
+        if self.document is None:
+            return
+        for name, cb in self._callbacks:
+            self.document.graph.events.disconnect(name, cb)
+        self._callbacks = []
+        try:
+            self.document.analyzed.disconnect(self._on_analyzed)
+        except (RuntimeError, TypeError):  # the document is already gone
+            pass
+
+    def _add_node_item(self, node: Node) -> NodeItem:
+        item = NodeItem(node.id, node.type, node.params, self.style)
+        item.setPos(QPointF(*node.position))
+        self.nodes[node.id] = item
+        self._edges_of[node.id] = set()
+        self.addItem(item)
+        return item
+
+    def _add_edge_item(self, edge: Edge) -> EdgeItem:
+        item = EdgeItem(self.nodes[edge.source], self.nodes[edge.target], self.style)
+        item.set_label(self.nodes[edge.source].wire_label)
+        self.edges[(edge.source, edge.target)] = item
+        self._edges_of[edge.source].add(item)
+        self._edges_of[edge.target].add(item)
+        self.addItem(item)
+        return item
+
+    def _on_node_added(self, node: Node) -> None:
+        self._add_node_item(node)
+        self._content_changed()
+
+    def _on_node_removed(self, node: Node) -> None:
+        item = self.nodes.pop(node.id, None)
+        self._edges_of.pop(node.id, None)
+        if item is None:
+            return
+        if self._flash_item is item:
+            self._flash_item = None
+        if self._wire is not None and item in (self._wire.origin, self._wire.hover):
+            self._cancel_wire()
+        self.removeItem(item)
+        self._content_changed()
+
+    def _on_edge_added(self, edge: Edge) -> None:
+        self._add_edge_item(edge)
+        self._route_around(edge.source, edge.target)
+
+    def _on_edge_removed(self, edge: Edge) -> None:
+        item = self.edges.pop((edge.source, edge.target), None)
+        if item is None:
+            return
+        for nid in (edge.source, edge.target):
+            self._edges_of.get(nid, set()).discard(item)
+        self.removeItem(item)
+        self._route_around(edge.source, edge.target)
+
+    def _on_node_moved(self, node: Node) -> None:
+        item = self.nodes.get(node.id)
+        pos = QPointF(*node.position)
+        if item is not None and item.pos() != pos:  # our own drag already shows it: no echo
+            item.setPos(pos)
+
+    def _on_params_changed(self, node: Node) -> None:
+        item = self.nodes.get(node.id)
+        if item is not None:
+            item.set_params(node.params)
+
+    def _on_analyzed(self, analysis: Analysis) -> None:
+        self._show_analysis(analysis)
+
+    def _show_analysis(self, analysis: Analysis) -> None:
+        """Shapes, errors and wire labels; only the items whose text changed repaint."""
+        infos = analysis.nodes
+        for nid, item in self.nodes.items():
+            if item.set_info(infos.get(nid)):
+                label = item.wire_label
+                for edge in self._edges_of[nid]:
+                    if edge.source is item:
+                        edge.set_label(label)
+        self.refreshed.emit()
+
+    def _restack_inputs(self, target: str) -> None:
+        """Wires into a node with several inputs end left to right in input order (Add, Concat keep order)."""
+        ins = self.document.graph.inputs_of(target)
+        for slot, source in enumerate(ins):
+            edge = self.edges.get((source, target))
+            if edge is not None:
+                edge.slot, edge.count = slot, len(ins)
+                self._route(edge)
+
+    def _route(self, edge: EdgeItem) -> None:
+        """Straight down when nothing is in the way; a long wire (a skip connection) that would run behind
+        other nodes bows out to the side of its input slot instead. The label goes where no other wire is."""
+        edge.detour = 0.0
+        a, b = edge.endpoints()
+        if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW:
+            probe = QRectF(a, b).normalized().adjusted(-4, 2, 4, -2)
+            blocked = any(isinstance(it, NodeItem) and it is not edge.source and it is not edge.target
+                          for it in self.items(probe, Qt.ItemSelectionMode.IntersectsItemShape))
+            if blocked:
+                edge.detour = -DETOUR if edge.slot < (edge.count - 1) / 2 else DETOUR
+        if edge.detour:
+            edge.label_left = edge.detour < 0
+        elif sum(1 for e in self._edges_of[edge.source.node_id] if e.source is edge.source) > 1:
+            # A branching node: the wire going straight down keeps its label left, clear of the branch
+            # that leaves to the right.
+            edge.label_left = b.x() <= a.x()
+        else:
+            edge.label_left = edge.count > 1 and edge.slot < (edge.count - 1) / 2
+        edge.update_path()
+
+    def _route_around(self, source: str, target: str) -> None:
+        """Wires whose slot or label side an edge between these two nodes can change."""
+        if target in self.nodes:
+            self._restack_inputs(target)
+        for edge in list(self._edges_of.get(source, ())):
+            if edge.source.node_id == source:
+                self._route(edge)
+
+    def node_item_moved(self, item: NodeItem) -> None:
+        """Called by a NodeItem whenever its position changed (a drag, or the model moving it)."""
+        for edge in self._edges_of.get(item.node_id, ()):
+            self._route(edge)
+        if self._drag_start is None:
+            self._content_changed()
+
+    def _content_changed(self) -> None:
+        self._content_rect = None
+        self._content_timer.start()
+
+    def _on_content_timer(self) -> None:
+        # Long wires are re-routed once per batch of edits (tidy, undo, paste), not once per node moved.
+        for edge in self.edges.values():
+            a, b = edge.endpoints()
+            if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW or edge.detour:
+                self._route(edge)
+        self.content_changed.emit()
+
+    def content_rect(self) -> QRectF:
+        """The rectangle holding every node (a small default one around the origin when there are none)."""
+        if self._content_rect is None:
+            if not self.nodes:
+                self._content_rect = QRectF(-400, -300, 800, 600)
+            else:
+                xs = [i.x() for i in self.nodes.values()]
+                ys = [i.y() for i in self.nodes.values()]
+                self._content_rect = QRectF(QPointF(min(xs) - NODE_WIDTH / 2, min(ys) - NODE_HEIGHT / 2),
+                                            QPointF(max(xs) + NODE_WIDTH / 2, max(ys) + NODE_HEIGHT / 2))
+        return QRectF(self._content_rect)
+
+    def refresh_style(self) -> None:
+        """Re-read the application palette (the theme changed)."""
+        self.style = Style.from_palette()
+        for item in self.nodes.values():
+            item.set_style(self.style)
+        for edge in self.edges.values():
+            edge.style = self.style
+            edge.update_path()
+            edge.update()
+        self.update()
+
+    # ---- queries -------------------------------------------------------------------------------------
+    def selected_node_ids(self) -> list[str]:
+        """Selected nodes in graph order."""
+        chosen = {i.node_id for i in self.selectedItems() if isinstance(i, NodeItem)}
+        if not chosen or self.document is None:
+            return []
+        return [nid for nid in self.document.graph.nodes if nid in chosen]
+
+    def selected_edges(self) -> list[tuple[str, str]]:
+        return [key for key, e in self.edges.items() if e.selected]
+
+    def clear_edge_selection(self) -> None:
+        for e in self.edges.values():
+            e.set_selected(False)
+
+    def node_at(self, pos: QPointF, exclude: QGraphicsItem | None = None) -> NodeItem | None:
+        item = self.item_at(pos, exclude)
+        return item if isinstance(item, NodeItem) else None
+
+    def item_at(self, pos: QPointF, exclude: QGraphicsItem | None = None) -> NodeItem | EdgeItem | None:
+        """The topmost node or wire under a scene point (a badge counts as its node)."""
+        for it in self.items(pos, Qt.ItemSelectionMode.IntersectsItemShape, Qt.SortOrder.DescendingOrder,
+                             QTransform()):
+            if isinstance(it, BadgeItem):
+                it = it.parentItem()
+            if it is exclude:
+                continue
+            if isinstance(it, (NodeItem, EdgeItem)):
+                return it
+        return None
+
+    # ---- a refused wire flashes the node it was dropped on ---------------------------------------------
+    def flash(self, node_id: str) -> None:
+        item = self.nodes.get(node_id)
+        if item is None:
+            return
+        if self._flash_item is not None and self._flash_item is not item:
+            self._flash_item.flash = 0.0
+            self._flash_item.update()
+        self._flash_item = item
+        self._flash.stop()
+        item.flash = 1.0
+        item.update()
+        self._flash.start()
+
+    def _on_flash_step(self, value: float) -> None:
+        if self._flash_item is not None:
+            self._flash_item.flash = float(value)
+            self._flash_item.update()
+
+    # ---- gestures --------------------------------------------------------------------------------------
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802 - Qt's name
+        additive = bool(event.modifiers() & (Qt.KeyboardModifier.ControlModifier
+                                             | Qt.KeyboardModifier.ShiftModifier))
+        if event.button() == Qt.MouseButton.LeftButton and self.document is not None:
+            item = self.item_at(event.scenePos())
+            if isinstance(item, NodeItem):
+                port = item.port_at(item.mapFromScene(event.scenePos()))
+                if port is not None:
+                    self._start_wire(item, port == "out", event.scenePos())
+                    event.accept()
+                    return
+            elif isinstance(item, EdgeItem):
+                if not additive:
+                    self.clearSelection()
+                    self.clear_edge_selection()
+                item.set_selected(not item.selected if additive else True)
+                event.accept()
+                return
+            if not additive:
+                self.clear_edge_selection()
+        super().mousePressEvent(event)
+        grabber = self.mouseGrabberItem()
+        if event.button() == Qt.MouseButton.LeftButton and isinstance(grabber, NodeItem):
+            moving = [i for i in self.selectedItems() if isinstance(i, NodeItem)] + [grabber]
+            self._drag_start = {i.node_id: i.pos() for i in moving}
+            self.snapping = True
+
+    def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._wire is not None:
+            self._drag_wire(event.scenePos())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._wire is not None:
+            if event.button() == Qt.MouseButton.LeftButton:
+                self._finish_wire(event.scenePos())
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+        if self._drag_start is not None and event.button() == Qt.MouseButton.LeftButton:
+            self._record_drag()
+
+    def _record_drag(self) -> None:
+        """The drag is over: one Document.move_nodes for every node it moved (one undo step)."""
+        start, self._drag_start = self._drag_start, None
+        self.snapping = False
+        moves = {}
+        for nid, old in start.items():
+            item = self.nodes.get(nid)
+            if item is not None and item.pos() != old:
+                moves[nid] = ((old.x(), old.y()), (item.x(), item.y()))
+        if moves and self.document is not None:
+            self.document.move_nodes(moves)
+        self._content_changed()
+
+    def _start_wire(self, origin: NodeItem, from_output: bool, pos: QPointF) -> None:
+        path = QGraphicsPathItem()
+        pen = QPen(self.style.highlight, 2.0, Qt.PenStyle.DashLine)
+        path.setPen(pen)
+        path.setZValue(10)
+        self.addItem(path)
+        self._wire = _WireDrag(origin, from_output, path)
+        self._drag_wire(pos)
+
+    def _drag_wire(self, pos: QPointF) -> None:
+        wire = self._wire
+        port = wire.origin.pos() + (NodeItem.output_port() if wire.from_output else NodeItem.input_port())
+        wire.item.setPath(wire_path(port, pos) if wire.from_output else wire_path(pos, port))
+        hover = self.node_at(pos, exclude=wire.item)
+        if hover is wire.origin:
+            hover = None
+        if hover is not wire.hover:
+            if wire.hover is not None:
+                wire.hover.drop_hint = None
+                wire.hover.update()
+            if hover is not None:
+                source, target = self._wire_ends(hover)
+                try:
+                    self.document.graph.check_connect(source, target)
+                    hover.drop_hint = "ok"
+                except GraphError:
+                    hover.drop_hint = "refused"
+                hover.update()
+            wire.hover = hover
+
+    def _wire_ends(self, other: NodeItem) -> tuple[str, str]:
+        wire = self._wire
+        if wire.from_output:
+            return wire.origin.node_id, other.node_id
+        return other.node_id, wire.origin.node_id
+
+    def _finish_wire(self, pos: QPointF) -> None:
+        target = self.node_at(pos, exclude=self._wire.item)
+        ends = self._wire_ends(target) if target is not None and target is not self._wire.origin else None
+        self._cancel_wire()
+        if ends is None:
+            return
+        try:
+            self.document.connect(*ends)
+        except GraphError as e:
+            self.flash(target.node_id)
+            self.message.emit(str(e))
+
+    def _cancel_wire(self) -> None:
+        wire, self._wire = self._wire, None
+        if wire is None:
+            return
+        if wire.hover is not None:
+            wire.hover.drop_hint = None
+            wire.hover.update()
+        if wire.item.scene() is self:
+            self.removeItem(wire.item)
+
+    def cancel_gesture(self) -> bool:
+        """Escape: drop a wire being drawn; True when there was one."""
+        had = self._wire is not None
+        self._cancel_wire()
+        return had
+
+    # ---- background --------------------------------------------------------------------------------------
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt's name
+        painter.fillRect(rect, self.style.background)
+        scale = painter.worldTransform().m11()
+        step = 20.0 if scale >= 0.6 else 100.0 if scale >= 0.15 else 0.0
+        if not step:
+            return
+        painter.setPen(QPen(self.style.grid, 0))
+        left, top = int(rect.left() // step) * step, int(rect.top() // step) * step
+        lines = []
+        x = left
+        while x <= rect.right():
+            lines.append(QLineF(x, rect.top(), x, rect.bottom()))
+            x += step
+        y = top
+        while y <= rect.bottom():
+            lines.append(QLineF(rect.left(), y, rect.right(), y))
+            y += step
+        painter.drawLines(lines)
