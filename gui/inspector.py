@@ -42,7 +42,7 @@ from .palette import blend, category_icon, ports_text, spec_html
 _INT_MIN, _INT_MAX = -(2**31) + 1, 2**31 - 1
 _INT_RE = re.compile(r"[+-]?\d+")
 _FLOAT_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_SEPARATORS = re.compile(r"[\s,;x×]+")
+_SEPARATORS = re.compile(r"[\s,;]+")
 
 EMPTY_HINT = ("Select a layer to edit it; drag layers from the palette onto the canvas, then wire them together. "
               "Each layer's shape, size and cost show up here.")
@@ -370,6 +370,7 @@ class InspectorWidget(QWidget):
     def _clear_form(self) -> None:
         for e in self._editors.values():
             e.widget.removeEventFilter(self)
+            e.widget.blockSignals(True)  # hiding a focused editor must not commit into a node that may be gone
         self._editors.clear()
         self._by_widget.clear()
         self._focused = None
@@ -417,6 +418,7 @@ class InspectorWidget(QWidget):
             self._by_widget[label] = param.name
             label.installEventFilter(self)
         self.form_host_layout.addWidget(form_widget)
+        form_widget.show()  # now, not on the layout's queued show: a grab or a test right after must see it
         self.params_title.setVisible(bool(spec.params))
         self.no_params.setVisible(not spec.params)
         self.hint.setVisible(bool(spec.params))

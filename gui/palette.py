@@ -196,7 +196,8 @@ def spec_html(spec: LayerSpec, palette: QPalette, title: bool = True, drag_hint:
     if spec.formula:
         parts.append(f"<p style='margin-top:10px; margin-bottom:3px; color:{muted}'>{esc(spec.formula_label)}</p>"
                      f"<table width='100%' cellpadding='7' cellspacing='0' style='background-color:{box}'>"
-                     f"<tr><td style='font-family:\"DejaVu Serif\", \"Cambria Math\", serif; font-size:11pt'>"
+                     f"<tr><td style='font-family:\"DejaVu Serif\", \"Cambria Math\", serif; font-size:11pt; "
+                     f"white-space:pre-wrap'>"
                      f"{esc(spec.formula)}</td></tr></table>")
     if drag_hint:
         parts.append(f"<p style='margin-top:10px; color:{muted}'>Parameters: {params}</p>")
@@ -301,6 +302,7 @@ class PaletteWidget(QWidget):
 
         self.no_match = QLabel(self)
         self.no_match.setWordWrap(True)
+        self.no_match.setTextFormat(Qt.TextFormat.PlainText)
         self.no_match.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.no_match.setContentsMargins(8, 12, 8, 12)
         self.no_match.hide()
@@ -438,8 +440,8 @@ class PaletteWidget(QWidget):
         self.no_match.setVisible(not matches)
         self.tree.setVisible(bool(matches))
         if not matches:
-            self.no_match.setText(f"No layer matches “{html.escape(text.strip())}”.\nTry a shorter word, or a "
-                                  f"category such as “pooling”.")
+            self.no_match.setText(f"No layer matches “{text.strip()}”.\nTry a shorter word, or a category such as "
+                                  f"“pooling”.")
             return
         if query:  # highlight what Enter will add
             self.select_layer(self.first_match())

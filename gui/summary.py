@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
     QPersistentModelIndex,
     QSize,
@@ -196,7 +197,7 @@ class SummaryWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
-        self.table.setStyleSheet("QTableView#summaryTable::item { padding: 0px 5px; }")
+        # no style sheet here: a styled view stops following a palette switched at run time (light ↔ dark)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.setIconSize(QSize(16, 16))
@@ -278,6 +279,7 @@ class SummaryWidget(QWidget):
         header.setResizeContentsPrecision(200)  # rows sampled: a 5,000-node graph fits as fast as a small one
         for col in range(len(COLUMNS) - 1):
             self.table.resizeColumnToContents(col)
+            header.resizeSection(col, header.sectionSize(col) + 10)  # air between a name and the next icon
 
     # ---- handlers ------------------------------------------------------------------------------------------
     def _on_analyzed(self, analysis: Analysis) -> None:
@@ -306,7 +308,7 @@ class SummaryWidget(QWidget):
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
-        if hasattr(self, "totals"):
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "totals"):
             self._update_totals()
 
 
