@@ -5,7 +5,17 @@ from __future__ import annotations
 import math
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPainterPath, QPalette, QPen, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QGuiApplication,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPen,
+    QPixmap,
+)
 
 from engine.graph import Graph
 from engine.layout import ROW
@@ -15,6 +25,7 @@ from .colors import layer_color
 MARGIN = 12.0          # pixels kept clear around the drawing
 MAX_BOX = QSize(84, 22)  # one node alone still reads as a box, not as a banner
 MIN_BOX_HEIGHT = 3.0
+LABEL_MIN_BOX_HEIGHT = 12.0  # below this a layer name would be too small to read, so boxes stay plain
 MAX_SCALE = 0.42       # pixels per canvas unit: two nodes do not fill a card like a zoomed-in canvas
 _STACK_OFFSET = 3.0    # nodes at one position are fanned out a little so that each one shows
 
@@ -40,7 +51,7 @@ def graph_thumbnail(graph: Graph, size: QSize, palette: QPalette | None = None,
 def canvas_color(palette: QPalette) -> QColor:
     """The thumbnail background: a shade off the window colour, like the editor's canvas."""
     window = palette.color(QPalette.ColorRole.Window)
-    return window.lighter(118) if window.lightness() < 128 else window.darker(104)
+    return window.darker(112) if window.lightness() < 128 else window.darker(104)
 
 
 def _paint(painter: QPainter, graph: Graph, rect: QRectF, palette: QPalette) -> None:
@@ -64,17 +75,34 @@ def _paint(painter: QPainter, graph: Graph, rect: QRectF, palette: QPalette) -> 
         path, detour = _wire(boxes[edge.source], boxes[edge.target], boxes.values(), detours)
         detours += detour
         painter.drawPath(path)
-    outline = background.darker(150) if not dark else background.darker(140)
     for nid, box in boxes.items():
         fill = QColor(layer_color(graph.nodes[nid].type))
         radius = min(4.0, box.height() / 2.5)
-        painter.setPen(QPen(outline, 1.0))
+        # A shade of the fill keeps edges crisp on light backgrounds; the dark canvas outlines boxes apart.
+        painter.setPen(QPen(fill.darker(120) if not dark else background.darker(140), 1.0))
         painter.setBrush(fill)
         painter.drawRoundedRect(box, radius, radius)
         if box.height() >= 9:  # a lighter top edge gives bigger boxes some depth; invisible on tiny ones
             painter.setPen(QPen(QColor(255, 255, 255, 70), 1.0))
             inner = box.adjusted(radius, 1.2, -radius, 0)
             painter.drawLine(inner.topLeft(), inner.topRight())
+    _paint_labels(painter, graph, boxes)
+
+
+def _paint_labels(painter: QPainter, graph: Graph, boxes: dict[str, QRectF]) -> None:
+    """The layer type inside each box once boxes are tall enough to hold readable text (small networks)."""
+    height = min(b.height() for b in boxes.values())
+    if height < LABEL_MIN_BOX_HEIGHT:
+        return
+    font = QFont(painter.font())
+    font.setPixelSize(max(8, min(11, round(height * 0.5))))
+    font.setWeight(QFont.Weight.DemiBold)
+    painter.setFont(font)
+    metrics = QFontMetricsF(font)
+    painter.setPen(QColor("#ffffff"))
+    for nid, box in boxes.items():
+        text = metrics.elidedText(graph.nodes[nid].type, Qt.TextElideMode.ElideRight, box.width() - 8)
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
 
 def _paint_dots(painter: QPainter, rect: QRectF, color: QColor) -> None:
