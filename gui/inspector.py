@@ -321,8 +321,9 @@ class InspectorWidget(QWidget):
         return {name: e.widget for name, e in self._editors.items()}
 
     def error_text(self, name: str) -> str:
+        """The refusal shown under a parameter's editor ("" when none)."""
         e = self._editors[name].error
-        return e.text() if e.isVisibleTo(self) or not e.isHidden() else ""
+        return "" if e.isHidden() else e.text()
 
     def set_document(self, doc) -> None:
         """Follow another document (or none): listen to its analyses and its graph's parameter changes."""
