@@ -14,7 +14,7 @@ from engine.shapes import analyze
 from engine.templates import load_template, template_names
 from gui.colors import CATEGORY_COLORS
 from gui.start_page import StartPage, elide_lines, readable_title
-from gui.theme import apply_theme, is_dark, make_palette
+from gui.theme import apply_theme, follow_system, is_dark, make_palette, system_scheme
 from gui.thumbnail import canvas_color, graph_thumbnail
 
 
@@ -189,6 +189,21 @@ def test_dark_and_light_themes(qapp, restore_theme):
     assert apply_theme(qapp, "system") in ("light", "dark")
     with pytest.raises(ValueError):
         apply_theme(qapp, "sepia")
+
+
+def test_system_mode_follows_a_change_of_the_os_scheme_and_a_chosen_mode_does_not(qapp, restore_theme):
+    follow_system(qapp)
+    follow_system(qapp)  # connects once
+    system = system_scheme()
+    other = make_palette("light" if system == "dark" else "dark")
+    apply_theme(qapp, "system")
+    qapp.setPalette(other)  # as the palette stands just before the OS switches
+    qapp.styleHints().colorSchemeChanged.emit(qapp.styleHints().colorScheme())
+    assert is_dark(qapp.palette()) == (system == "dark")
+    chosen = "light" if system == "dark" else "dark"
+    apply_theme(qapp, chosen)
+    qapp.styleHints().colorSchemeChanged.emit(qapp.styleHints().colorScheme())
+    assert is_dark(qapp.palette()) == (chosen == "dark")
 
 
 def test_a_theme_change_repaints_the_page_in_the_new_colours(page, qapp, restore_theme, qtbot):
