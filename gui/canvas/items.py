@@ -210,6 +210,7 @@ class NodeItem(QGraphicsItem):
         self.rect = QRectF(-NODE_WIDTH / 2, -NODE_HEIGHT / 2, NODE_WIDTH, NODE_HEIGHT)
         self._bounds = self.rect.adjusted(-PORT_HIT, -PORT_HIT, PORT_HIT, PORT_HIT)
         self._shape = QPainterPath()
+        self._shape.setFillRule(Qt.FillRule.WindingFill)  # where a port overlaps the body, both count as inside
         self._shape.addRoundedRect(self.rect, 8, 8)
         for port in (self.output_port(), self.input_port()) if self.takes_input else (self.output_port(),):
             self._shape.addEllipse(port, PORT_HIT, PORT_HIT)

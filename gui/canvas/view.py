@@ -171,8 +171,9 @@ class GraphView(QGraphicsView):
             return
         if not nodes:
             return
-        if self.underMouse():
-            centre = self.mapToScene(self.viewport().mapFromGlobal(QCursor.pos()))
+        cursor = self.viewport().mapFromGlobal(QCursor.pos())
+        if self.viewport().underMouse() and self.viewport().rect().contains(cursor):
+            centre = self.mapToScene(cursor)
             offset = (grid_snap(centre.x() - (min(xs) + max(xs)) / 2), grid_snap(centre.y() - (min(ys) + max(ys)) / 2))
         else:  # repeated pastes step down and right instead of piling up
             count = self._paste_key[1] + 1 if self._paste_key[0] == raw else 1
@@ -263,6 +264,7 @@ class GraphView(QGraphicsView):
     def _zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
         """Scale by `factor` (clamped) keeping the scene point under `anchor` (viewport pixels; the centre
         when None) where it is."""
+        self._fit_pending = False  # the user chose a zoom: the fit a new document asked for is void
         current = self.zoom()
         target = min(MAX_ZOOM, max(MIN_ZOOM, current * factor))
         if abs(target - current) < 1e-9:
