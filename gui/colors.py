@@ -5,22 +5,23 @@ palette, the canvas and the panels can all use them as accents, fills under whit
 """
 from __future__ import annotations
 
-CATEGORY_COLORS: dict[str, str] = {
-    "Input": "#2f7fe0",          # blue: where data comes in
-    "Core": "#7a5af5",           # violet
-    "Convolution": "#e46f2e",    # orange
-    "Pooling": "#c9930e",        # amber
-    "Normalisation": "#16a06e",  # green
-    "Recurrent": "#d0437e",      # magenta
-    "Activation": "#de3f44",     # red
-    "Merge": "#0c9fb3",          # teal
-    "Shape": "#6f7b8a",          # slate
+CATEGORY_COLORS: dict[str, str] = {  # the canvas's node strips use the same values
+    "Input": "#2e9e5b",          # green: where data comes in
+    "Core": "#3b7dd8",           # blue
+    "Convolution": "#8a56c9",    # violet
+    "Pooling": "#17a2a8",        # teal
+    "Normalisation": "#d49a1f",  # amber
+    "Recurrent": "#d0508a",      # pink
+    "Activation": "#e0702b",     # orange
+    "Merge": "#1f9ed1",          # sky blue
+    "Shape": "#7d8794",          # slate
 }
 FALLBACK_COLOR = "#8a8f98"  # a category the table does not know yet
 
-ERROR_COLOR = "#e5484d"    # text, borders and badges of errors
+ERROR_COLOR = "#d93b3b"    # text, borders and badges of errors
 WARNING_COLOR = "#d99a06"  # warnings and nodes waiting on an error above them
-OK_COLOR = "#2fa46b"
+OK_COLOR = "#2e9e5b"
+INFO_COLOR = "#3b7dd8"
 
 
 def category_color(category: str) -> str:

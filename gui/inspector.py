@@ -235,6 +235,7 @@ class InspectorWidget(QWidget):
         self.title.setFont(title_font)
         self.subtitle = QLabel(page)
         self.subtitle.setTextFormat(Qt.TextFormat.RichText)
+        self.subtitle.setWordWrap(True)  # a narrow dock wraps it instead of widening the page past the view
         titles.addWidget(self.title)
         titles.addWidget(self.subtitle)
         head.addLayout(titles, 1)

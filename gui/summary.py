@@ -35,7 +35,7 @@ from engine.layers import fmt
 from engine.shapes import Analysis
 from engine.units import format_bytes, format_count
 
-from .colors import ERROR_COLOR, OK_COLOR, WARNING_COLOR, category_color
+from .colors import ERROR_COLOR, INFO_COLOR, OK_COLOR, WARNING_COLOR
 from .palette import blend, layer_icon
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # numbers sort as numbers, shapes by size
@@ -335,7 +335,7 @@ class MessagesWidget(QWidget):
         self.setObjectName("MessagesWidget")
         self.max_entries = max_entries
         self._entries: deque[tuple[float, str, str]] = deque(maxlen=max_entries)
-        self._icons = {"info": _dot_icon(category_color("Input")), "warning": _dot_icon(WARNING_COLOR),
+        self._icons = {"info": _dot_icon(INFO_COLOR), "warning": _dot_icon(WARNING_COLOR),
                        "error": _dot_icon(ERROR_COLOR)}
 
         self.list = QListWidget(self)
