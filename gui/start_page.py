@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import ProjectError
+from engine.graph import Graph
 from engine.shapes import analyze
 from engine.templates import load_template, template_names
 
@@ -57,7 +58,7 @@ class TemplateInfo:
     description: str
     params: int
     layers: int
-    graph: object
+    graph: Graph
 
 
 def readable_title(name: str) -> str:
