@@ -121,16 +121,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import SUFFIXES, ExportError, export_model  # torch is imported only when exporting
     fmt = args.format or SUFFIXES.get(Path(args.out).suffix.lower())
     if fmt is None:
-        print(f"layerloom: cannot export: give --format (safetensors, onnx, pt2, torchscript or python); it "
-              f"cannot be told from the name {args.out}", file=sys.stderr)
+        print(f"layerloom: cannot export: give --format (safetensors, onnx, pt2, torchscript, python or int8); "
+              f"it cannot be told from the name {args.out}", file=sys.stderr)
         return EXIT_GRAPH_ERRORS
+    project_path = _project_path(args.project)
     try:
-        project = load_project(_project_path(args.project))
+        project = load_project(project_path)
     except ProjectError as e:
         print(f"layerloom: cannot open the project: {e}", file=sys.stderr)
         return EXIT_BAD_FILE
-    try:
-        report = export_model(project, args.weights, fmt, args.out, batch_size=args.batch_size)
+    try:  # int8 scores the network on the project's data, whose relative paths start at the project's folder
+        report = export_model(project, args.weights, fmt, args.out, batch_size=args.batch_size,
+                              base_dir=project_path.parent)
     except ExportError as e:
         hint = " (run again with --verbose to see the exporter's own output)" if e.details and not args.verbose else ""
         print(f"layerloom: cannot export: {e}{hint}", file=sys.stderr)
@@ -179,18 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, help="train on N processes with DistributedDataParallel (via torchrun)")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("export", help="export a network as safetensors, ONNX, torch.export (.pt2), TorchScript "
-                                      "or PyTorch code",
+    p = sub.add_parser("export", help="export a network as safetensors, ONNX, torch.export (.pt2), TorchScript, "
+                                      "PyTorch code or int8",
                        description="Write the project's network with its weights, then read the file back and run "
                                    "it against PyTorch (onnxruntime for ONNX, on two batch sizes for the dynamic "
-                                   "batch axis). Exit status 0 when the export passed its check, 1 when it cannot "
-                                   "be made or does not match, 2 when the project cannot be read.")
+                                   "batch axis). int8 quantises the Linear, LSTM and GRU layers (ONNX for a .onnx "
+                                   "name, TorchScript otherwise) and reports size and accuracy before and after on "
+                                   "the project's validation data. Exit status 0 when the export passed its check, "
+                                   "1 when it cannot be made or does not match, 2 when the project cannot be read.")
     p.add_argument("project", help="a .layerloom project file, or a template name such as cnn_mnist")
     p.add_argument("--weights", help="a .safetensors file (e.g. final.safetensors from `layerloom train`); "
                                      "without it the freshly initialised, untrained network is exported")
-    p.add_argument("--format", metavar="{safetensors,onnx,pt2,torchscript,python}",
+    p.add_argument("--format", metavar="{safetensors,onnx,pt2,torchscript,python,int8}",
                    help="what to write (default: from the output's suffix: .safetensors, .onnx, .pt2, .ts, .py); "
-                        "python writes a standalone PyTorch script of the network")
+                        "python writes a standalone PyTorch script of the network; int8 a dynamically quantised "
+                        "one (e.g. -o model.int8.ts, or model.int8.onnx for onnxruntime)")
     p.add_argument("-o", "--out", required=True, help="the file to write, e.g. model.onnx")
     p.add_argument("--batch-size", type=int, default=2, help="samples in the check batch (default 2)")
     p.add_argument("--verbose", action="store_true", help="on failure, also print the exporter's own output")

@@ -1,5 +1,6 @@
-"""Export a LayerLoom network: weights as safetensors, ONNX, a torch.export program (.pt2), TorchScript, or a
-standalone PyTorch script (.py, see codegen.py).
+"""Export a LayerLoom network: weights as safetensors, ONNX, a torch.export program (.pt2), TorchScript, a
+standalone PyTorch script (.py, see codegen.py), or int8: its Linear, LSTM and GRU layers dynamically quantised, as
+TorchScript or ONNX, with size and accuracy before and after on the project's data (see int8.py).
 
 Every export is read back and run against the PyTorch model before it is reported done. Importing this
 package does not import torch; an export does.

@@ -1,5 +1,6 @@
-"""export_model: a graph's network with its weights written as safetensors, ONNX, a torch.export program or
-TorchScript, then read back and run against PyTorch before it is reported done."""
+"""export_model: a graph's network with its weights written as safetensors, ONNX, a torch.export program,
+TorchScript, a PyTorch script or an int8 (dynamically quantised) network, then read back and run against PyTorch
+before it is reported done."""
 from __future__ import annotations
 
 import os
@@ -24,9 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # Largest difference allowed between the exported model and PyTorch, for outputs of size up to 1 (larger
 # outputs get the same relative allowance: float32 has ~7 significant digits whatever the magnitude).
-TOLERANCE = {"safetensors": 1e-6, "onnx": 1e-4, "pt2": 1e-5, "torchscript": 1e-5, "python": 1e-6}
-# Every format export_model writes: FORMATS plus the generated PyTorch script (codegen.py), whose limit is absolute.
-ALL_FORMATS = (*FORMATS, "python")
+# int8: a TorchScript file against the quantised network in memory (an ONNX one has its own limit, int8.py).
+TOLERANCE = {"safetensors": 1e-6, "onnx": 1e-4, "pt2": 1e-5, "torchscript": 1e-5, "python": 1e-6, "int8": 1e-5}
+# Every format export_model writes: FORMATS plus the generated PyTorch script (codegen.py), whose limit is absolute,
+# and the int8 network (int8.py), measured against the float one on the project's data.
+ALL_FORMATS = (*FORMATS, "python", "int8")
 ALTERNATIVES = {"onnx": "pt2 (torch.export) or safetensors", "pt2": "onnx or safetensors",
                 "torchscript": "pt2 (torch.export) or safetensors"}
 UNTRAINED = "no weights were given: the exported model has freshly initialised, untrained weights"
@@ -134,10 +137,16 @@ def _stage(out: Path) -> Path:
 
 
 def export_model(graph: Any, weights: Any, fmt: str, out_path: str | os.PathLike, *,
-                 sample: Any = None, batch_size: int = 2) -> ExportReport:
+                 sample: Any = None, batch_size: int = 2, base_dir: str | os.PathLike | None = None,
+                 data: Any = None) -> ExportReport:
     """Write the graph's network with `weights` (a state dict, a path to a .safetensors file, or None for the
-    freshly initialised network) as `fmt` ("safetensors", "onnx", "pt2", "torchscript" or "python": a standalone
-    PyTorch script, run in a fresh Python process and checked with ruff) to `out_path`.
+    freshly initialised network) as `fmt` ("safetensors", "onnx", "pt2", "torchscript", "python": a standalone
+    PyTorch script, run in a fresh Python process and checked with ruff, or "int8": its Linear, LSTM and GRU layers
+    dynamically quantised, as ONNX for a .onnx name and TorchScript otherwise; see int8.py) to `out_path`.
+
+    For int8, `graph` should be the Project: the float network and the int8 file are then scored on its data
+    (`data`, a loaded engine.data DataBundle, or its data section loaded with relative paths starting at
+    `base_dir`, the project file's folder) and the report gives both sizes and both scores.
 
     The written file is read back and run on `sample` (a tensor or a tuple, one per Input; by default a random
     batch of `batch_size`) and, for the model formats, on a batch of another size to prove the batch axis is
@@ -191,9 +200,13 @@ def export_model(graph: Any, weights: Any, fmt: str, out_path: str | os.PathLike
                 batches = [(sample, reference)] + ([] if fmt == "safetensors" else [(other, reference_other)])
                 run_many = getattr(done, "run_many", None)  # one process for all batches (python)
                 got = run_many([inp for inp, _ in batches]) if run_many else [done.run(inp) for inp, _ in batches]
-                diff, scale = 0.0, 0.0
-                for (_, want), outs in zip(batches, got):
+                diff, scale, float_diff = 0.0, 0.0, 0.0
+                reference_of = getattr(done, "reference", None)  # int8: the quantised network in memory
+                for (inp, want), outs in zip(batches, got):
                     d, s = _max_diff(outs, want)
+                    float_diff = max(float_diff, d)
+                    if reference_of is not None:
+                        d = _max_diff(outs, reference_of(inp))[0]
                     diff, scale = max(diff, d), max(scale, s)
                 error = None
             except LayerLoomError as e:
@@ -206,8 +219,10 @@ def export_model(graph: Any, weights: Any, fmt: str, out_path: str | os.PathLike
             report.message = f"{error}\n\nexporter output:\n{captured.text}" if captured.text else str(error)
             raise ExportError(str(error), details=captured.text, report=report,
                               node_id=getattr(error, "node_id", None)) from None
-        limit = TOLERANCE[fmt] * (1.0 if fmt == "python" else max(1.0, scale))
+        report.tolerance = getattr(done, "tolerance", None) or TOLERANCE[fmt]  # int8 ONNX: its own limit
+        limit = report.tolerance * (1.0 if fmt == "python" else max(1.0, scale))
         report.max_abs_diff = diff
+        report.float_max_abs_diff = float_diff if fmt == "int8" else None
         report.batch_sizes = [int(inp[0].shape[0]) for inp, _ in batches]
         if diff > limit:
             report.message = (f"the exported model differs from PyTorch by up to {diff:.2e}, more than the "
@@ -217,6 +232,11 @@ def export_model(graph: Any, weights: Any, fmt: str, out_path: str | os.PathLike
             raise ExportError(f"the {fmt} export does not match the PyTorch model: its outputs differ by up to "
                               f"{diff:.2e} (allowed {limit:.0e}); nothing was written", details=captured.text,
                               report=report)
+        if fmt == "int8":  # scored on the project's data before the file is put in place
+            from .int8 import measure
+            with capture_output():
+                notes += measure(report, graph if graph is not g else None, model, done, base_dir=base_dir,
+                                 data=data)
         try:
             for f in stage.iterdir():
                 os.replace(f, out.parent / f.name)
@@ -367,9 +387,14 @@ def _export_torchscript(model: "nn.Module", sample: tuple, path: Path) -> _Done:
                        "torch.jit.load(path); checked after loading it back, also on another batch size"])
 
 
+def _export_int8(model: "nn.Module", sample: tuple, path: Path) -> _Done:
+    from .int8 import export_int8  # imports torch.ao and onnxruntime's quantiser only when asked for
+    return export_int8(model, sample, path)
+
+
 _EXPORTERS: dict[str, Callable[[Any, tuple, Path], _Done]] = {
     "safetensors": _export_safetensors, "onnx": _export_onnx, "pt2": _export_pt2,
-    "torchscript": _export_torchscript}
+    "torchscript": _export_torchscript, "int8": _export_int8}
 
 
 # ------------------------------------------------------------------------------------------------- diagnosis
