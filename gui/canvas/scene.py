@@ -6,11 +6,12 @@ graph's events then reach the scene like any other edit, so undo, redo, paste an
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEasingCurve, QLineF, QPointF, QRectF, Qt, QTimer, QVariantAnimation, Signal
-from PySide6.QtGui import QPainter, QPen, QTransform
+from PySide6.QtCore import QEasingCurve, QLine, QLineF, QPointF, QRectF, Qt, QTimer, QVariantAnimation, Signal
+from PySide6.QtGui import QColor, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsSceneMouseEvent
 
 from engine.errors import GraphError
@@ -18,7 +19,7 @@ from engine.graph import Edge, Node
 from engine.layout import ROW
 from engine.shapes import Analysis
 
-from .items import NODE_HEIGHT, NODE_WIDTH, BadgeItem, EdgeItem, NodeItem, Style, wire_path
+from .items import CATEGORY_COLOURS, NODE_HEIGHT, NODE_WIDTH, BadgeItem, EdgeItem, NodeItem, Style, wire_path
 
 GRAPH_EVENTS = ("node_added", "node_removed", "edge_added", "edge_removed", "node_moved", "params_changed")
 DETOUR = NODE_WIDTH / 2 + 30  # a long wire's lane runs this far beside its ends, clear of a column of nodes
@@ -67,6 +68,11 @@ class GraphScene(QGraphicsScene):
         self._content_timer.setInterval(0)
         self._content_timer.timeout.connect(self._on_content_timer)
         self._content_rect: QRectF | None = None
+        self._reroute = False  # nodes appeared, went or moved: a long wire may need a new way around
+        self.overview = False  # zoomed far out: items paint nothing, drawBackground draws them all in batches
+        self._overview: tuple | None = None  # the batches: wire lines, selected wire lines, boxes per colour
+        self._caching = True
+        self.selectionChanged.connect(self.invalidate_overview)
         if document is not None:
             self.set_document(document)
 
@@ -82,6 +88,7 @@ class GraphScene(QGraphicsScene):
         self.edges.clear()
         self._edges_of.clear()
         self._flash_item = None
+        self._reroute = False
         self.document = document
         if document is None:
             self._content_changed()
@@ -98,12 +105,15 @@ class GraphScene(QGraphicsScene):
             self._add_node_item(node)
         for edge in graph.edges:
             self._add_edge_item(edge)
+        self._content_rect = None
+        self._fit_scene_rect()  # before the routing queries below, so that the index is built once
         for nid in graph.nodes:
-            if graph.inputs_of(nid):
-                self._restack_inputs(nid)
-        for nid in graph.nodes:  # fan-out label sides need every wire in place
-            if len(graph.outputs_of(nid)) > 1:
-                self._route_around(nid, "")
+            ins = graph.inputs_of(nid)
+            for slot, source in enumerate(ins):
+                edge = self.edges[(source, nid)]
+                edge.slot, edge.count = slot, len(ins)
+        for edge in self.edges.values():
+            self._route(edge)
         self._show_analysis(document.analysis)
         self._content_changed()
 
@@ -121,6 +131,7 @@ class GraphScene(QGraphicsScene):
     def _add_node_item(self, node: Node) -> NodeItem:
         item = NodeItem(node.id, node.type, node.params, self.style)
         item.setPos(QPointF(*node.position))
+        self._prepare(item)
         self.nodes[node.id] = item
         self._edges_of[node.id] = set()
         self.addItem(item)
@@ -129,6 +140,7 @@ class GraphScene(QGraphicsScene):
     def _add_edge_item(self, edge: Edge) -> EdgeItem:
         item = EdgeItem(self.nodes[edge.source], self.nodes[edge.target], self.style)
         item.set_label(self.nodes[edge.source].wire_label)
+        self._prepare(item)
         self.edges[(edge.source, edge.target)] = item
         self._edges_of[edge.source].add(item)
         self._edges_of[edge.target].add(item)
@@ -137,7 +149,8 @@ class GraphScene(QGraphicsScene):
 
     def _on_node_added(self, node: Node) -> None:
         self._add_node_item(node)
-        self._content_changed()
+        self.invalidate_overview()
+        self._content_changed(reroute=True)
 
     def _on_node_removed(self, node: Node) -> None:
         item = self.nodes.pop(node.id, None)
@@ -149,10 +162,12 @@ class GraphScene(QGraphicsScene):
         if self._wire is not None and item in (self._wire.origin, self._wire.hover):
             self._cancel_wire()
         self.removeItem(item)
-        self._content_changed()
+        self.invalidate_overview()
+        self._content_changed(reroute=True)
 
     def _on_edge_added(self, edge: Edge) -> None:
         self._add_edge_item(edge)
+        self.invalidate_overview()
         self._route_around(edge.source, edge.target)
 
     def _on_edge_removed(self, edge: Edge) -> None:
@@ -162,6 +177,7 @@ class GraphScene(QGraphicsScene):
         for nid in (edge.source, edge.target):
             self._edges_of.get(nid, set()).discard(item)
         self.removeItem(item)
+        self.invalidate_overview()
         self._route_around(edge.source, edge.target)
 
     def _on_node_moved(self, node: Node) -> None:
@@ -183,6 +199,7 @@ class GraphScene(QGraphicsScene):
         infos = analysis.nodes
         for nid, item in self.nodes.items():
             if item.set_info(infos.get(nid)):
+                self._overview = None
                 label = item.wire_label
                 for edge in self._edges_of[nid]:
                     if edge.source is item:
@@ -231,19 +248,34 @@ class GraphScene(QGraphicsScene):
         """Called by a NodeItem whenever its position changed (a drag, or the model moving it)."""
         for edge in self._edges_of.get(item.node_id, ()):
             self._route(edge)
+        self._overview = None
         if self._drag_start is None:
-            self._content_changed()
+            self._content_changed(reroute=True)
 
-    def _content_changed(self) -> None:
+    def _content_changed(self, reroute: bool = False) -> None:
         self._content_rect = None
+        self._reroute = self._reroute or reroute
         self._content_timer.start()
 
+    def _fit_scene_rect(self) -> None:
+        """An explicit scene rect with room to spare. Left to grow by itself, the scene rect would change with
+        every item that reaches past it, and each change rebuilds the whole BSP index."""
+        content = self.content_rect()
+        current = self.sceneRect()
+        roomy = current.contains(content.adjusted(-200, -200, 200, 200))
+        snug = current.width() * current.height() < 4 * (content.width() + 4000) * (content.height() + 4000)
+        if not (roomy and snug):
+            self.setSceneRect(content.adjusted(-2000, -2000, 2000, 2000))
+
     def _on_content_timer(self) -> None:
-        # Long wires are re-routed once per batch of edits (tidy, undo, paste), not once per node moved.
-        for edge in self.edges.values():
-            a, b = edge.endpoints()
-            if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW or edge.detour:
-                self._route(edge)
+        self._fit_scene_rect()
+        if self._reroute:
+            # Long wires are re-routed once per batch of edits (tidy, undo, paste), not once per node moved.
+            self._reroute = False
+            for edge in self.edges.values():
+                a, b = edge.endpoints()
+                if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW or edge.detour:
+                    self._route(edge)
         self.content_changed.emit()
 
     def content_rect(self) -> QRectF:
@@ -261,6 +293,7 @@ class GraphScene(QGraphicsScene):
     def refresh_style(self) -> None:
         """Re-read the application palette (the theme changed)."""
         self.style = Style.from_palette()
+        self._overview = None
         for item in self.nodes.values():
             item.set_style(self.style)
         for edge in self.edges.values():
@@ -268,6 +301,76 @@ class GraphScene(QGraphicsScene):
             edge.update_path()
             edge.update()
         self.update()
+
+    # ---- far zoom and zoom gestures ------------------------------------------------------------------
+    def _prepare(self, item: QGraphicsItem) -> None:
+        if self.overview:
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
+        if not self._caching:
+            item.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+
+    def set_overview(self, on: bool) -> None:
+        """Far out, thousands of items each painting a box cost a Python call apiece per frame; instead they
+        paint nothing (yet stay selectable and hit-testable) and drawBackground draws them in a few batches."""
+        if on == self.overview:
+            return
+        self.overview = on
+        flag = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
+        for item in self.nodes.values():
+            item.setFlag(flag, on)
+            if item.badge is not None:
+                item.badge.setFlag(flag, on)
+        for edge in self.edges.values():
+            edge.setFlag(flag, on)
+        self._overview = None
+        self.update()
+
+    def set_item_caching(self, on: bool) -> None:
+        """Pixmap caches make panning cheap but every zoom step would re-render them: the view turns them off
+        while a zoom gesture lasts."""
+        if on == self._caching:
+            return
+        self._caching = on
+        mode = QGraphicsItem.CacheMode.DeviceCoordinateCache if on else QGraphicsItem.CacheMode.NoCache
+        for item in self.nodes.values():
+            item.setCacheMode(mode)
+        for edge in self.edges.values():
+            edge.setCacheMode(mode)
+
+    def invalidate_overview(self) -> None:
+        self._overview = None
+        if self.overview:
+            self.update()
+
+    def _overview_batches(self) -> tuple:
+        if self._overview is None:
+            out_port, in_port = NodeItem.output_port(), NodeItem.input_port()
+            lines, chosen = [], []
+            for edge in self.edges.values():
+                line = QLineF(edge.source.pos() + out_port, edge.target.pos() + in_port)
+                (chosen if edge.selected else lines).append(line)
+            boxes: dict[str, list[QRectF]] = {}
+            w, h = NODE_WIDTH, NODE_HEIGHT
+            for item in self.nodes.values():
+                key = "selected" if item.isSelected() else "error" if item.state == "error" else item.category
+                boxes.setdefault(key, []).append(QRectF(item.x() - w / 2, item.y() - h / 2, w, h))
+            self._overview = (lines, chosen, boxes)
+        return self._overview
+
+    def _paint_overview(self, painter: QPainter) -> None:
+        lines, chosen, boxes = self._overview_batches()
+        st = self.style
+        painter.setPen(QPen(st.wire, 0))
+        painter.drawLines(lines)
+        if chosen:
+            painter.setPen(QPen(st.highlight, 0))
+            painter.drawLines(chosen)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for key, rects in boxes.items():
+            colour = {"selected": st.highlight, "error": st.error}.get(key) or QColor(CATEGORY_COLOURS.get(key,
+                                                                                                         "#888888"))
+            painter.setBrush(colour)
+            painter.drawRects(rects)
 
     # ---- queries -------------------------------------------------------------------------------------
     def selected_node_ids(self) -> list[str]:
@@ -283,6 +386,7 @@ class GraphScene(QGraphicsScene):
     def clear_edge_selection(self) -> None:
         for e in self.edges.values():
             e.set_selected(False)
+        self.invalidate_overview()
 
     def node_at(self, pos: QPointF, exclude: QGraphicsItem | None = None) -> NodeItem | None:
         item = self.item_at(pos, exclude)
@@ -336,6 +440,7 @@ class GraphScene(QGraphicsScene):
                     self.clearSelection()
                     self.clear_edge_selection()
                 item.set_selected(not item.selected if additive else True)
+                self.invalidate_overview()
                 event.accept()
                 return
             if not additive:
@@ -375,7 +480,7 @@ class GraphScene(QGraphicsScene):
                 moves[nid] = ((old.x(), old.y()), (item.x(), item.y()))
         if moves and self.document is not None:
             self.document.move_nodes(moves)
-        self._content_changed()
+        self._content_changed(reroute=bool(moves))
 
     def _start_wire(self, origin: NodeItem, from_output: bool, pos: QPointF) -> None:
         path = QGraphicsPathItem()
@@ -446,17 +551,30 @@ class GraphScene(QGraphicsScene):
         painter.fillRect(rect, self.style.background)
         scale = painter.worldTransform().m11()
         step = 20.0 if scale >= 0.6 else 100.0 if scale >= 0.15 else 0.0
-        if not step:
-            return
-        painter.setPen(QPen(self.style.grid, 0))
-        left, top = int(rect.left() // step) * step, int(rect.top() // step) * step
+        if step:
+            self._paint_grid(painter, rect, step)
+        if self.overview:
+            self._paint_overview(painter)
+
+    def _paint_grid(self, painter: QPainter, rect: QRectF, step: float) -> None:
+        """Grid lines in device pixels, whole and opaque: a scaled or blended line costs many times more."""
+        t = painter.worldTransform()
+        device = t.mapRect(rect).toAlignedRect()
+        scale, dx, dy = t.m11(), t.dx(), t.dy()
+        painter.save()
+        painter.resetTransform()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.setPen(QPen(self.style.grid, 1))
         lines = []
-        x = left
+        x = math.floor(rect.left() / step) * step
         while x <= rect.right():
-            lines.append(QLineF(x, rect.top(), x, rect.bottom()))
+            px = round(x * scale + dx)
+            lines.append(QLine(px, device.top(), px, device.bottom()))
             x += step
-        y = top
+        y = math.floor(rect.top() / step) * step
         while y <= rect.bottom():
-            lines.append(QLineF(rect.left(), y, rect.right(), y))
+            py = round(y * scale + dy)
+            lines.append(QLine(device.left(), py, device.right(), py))
             y += step
         painter.drawLines(lines)
+        painter.restore()

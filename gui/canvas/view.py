@@ -14,7 +14,7 @@ from engine.layers import get_spec
 from engine.layout import COLUMN, ROW
 
 from ..document import CLIPBOARD_MIME, LAYER_MIME, Document
-from .items import GRID, NODE_HEIGHT, NODE_WIDTH, NodeItem, grid_snap
+from .items import GRID, NODE_HEIGHT, NODE_WIDTH, OVERVIEW_ZOOM, NodeItem, grid_snap
 from .scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 3.0
@@ -53,6 +53,10 @@ class GraphView(QGraphicsView):
         self._style_timer = QTimer(self)
         self._style_timer.setSingleShot(True)
         self._style_timer.timeout.connect(self._scene.refresh_style)
+        self._zoom_settled = QTimer(self)  # a zoom gesture is over when no step came for a moment
+        self._zoom_settled.setSingleShot(True)
+        self._zoom_settled.setInterval(250)
+        self._zoom_settled.timeout.connect(lambda: self._scene.set_item_caching(True))
         self._scene.message.connect(self.message)
         self._scene.selectionChanged.connect(self._on_selection_changed)
         self._scene.content_changed.connect(self._on_content_changed)
@@ -84,6 +88,7 @@ class GraphView(QGraphicsView):
         self._document = document
         self._batch = True
         try:
+            self._scene.set_overview(False)
             self._scene.set_document(document)
         finally:
             self._batch = False
@@ -272,7 +277,10 @@ class GraphView(QGraphicsView):
         point = anchor if anchor is not None else QPointF(self.viewport().rect().center())
         fixed = self.mapToScene(point.toPoint())
         self._update_scroll_area(target)  # room to scroll first, so that the anchor can stay put
+        self._scene.set_item_caching(False)
+        self._zoom_settled.start()
         self.scale(target / current, target / current)
+        self._scene.set_overview(target < OVERVIEW_ZOOM)
         moved = self.mapFromScene(fixed) - point.toPoint()
         self._scroll_by(moved.x(), moved.y())
 
@@ -293,6 +301,7 @@ class GraphView(QGraphicsView):
         self._update_scroll_area(scale)
         self.resetTransform()
         self.scale(scale, scale)
+        self._scene.set_overview(scale < OVERVIEW_ZOOM)
         self.centerOn(rect.center())
 
     def _update_scroll_area(self, scale: float | None = None) -> None:

@@ -101,12 +101,13 @@ def test_nodes_show_type_key_params_and_shape(view):
     assert item.status_text == "(32, 26, 26)" and item.state == "ok"
 
 
+@pytest.mark.filterwarnings("ignore:Function.*QDragEnterEvent:DeprecationWarning")  # its only constructor
 def test_a_palette_drop_adds_the_layer_at_the_drop_point_and_other_data_is_refused(view, doc, qtbot):
     vp = view.viewport()
     at = vp_point(view, QPointF(403, 257))
     mime = QMimeData()
     mime.setData(LAYER_MIME, QByteArray(b"Dropout"))
-    enter = QDragEnterEvent(QPointF(at), Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(at, Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(vp, enter)
     assert enter.isAccepted()
     drop = QDropEvent(QPointF(at), Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
@@ -122,7 +123,7 @@ def test_a_palette_drop_adds_the_layer_at_the_drop_point_and_other_data_is_refus
 
     text = QMimeData()
     text.setText("Dropout")
-    enter = QDragEnterEvent(QPointF(at), Qt.DropAction.CopyAction, text, LEFT, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(at, Qt.DropAction.CopyAction, text, LEFT, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(vp, enter)
     assert not enter.isAccepted()
     drop = QDropEvent(QPointF(at), Qt.DropAction.CopyAction, text, LEFT, Qt.KeyboardModifier.NoModifier)
