@@ -96,6 +96,7 @@ def frame(view, step) -> tuple[float, float]:
 def pan_frames(view, frames: int, zoom: float, centre: QPointF) -> list[tuple[float, float]]:
     view._zoom_by(zoom / view.zoom())
     view.centerOn(centre)
+    view.settle_zoom()  # as 250 ms after the last zoom step: caches back on
     for _ in range(5):  # warm-up: first paints fill item caches
         frame(view, lambda: view._scroll_by(15, 10))
     times = []
@@ -115,23 +116,25 @@ def zoom_frames(view, frames: int, centre: QPointF) -> list[tuple[float, float]]
     return times
 
 
-def refresh_times(n_nodes: int, repeat: int) -> tuple[list[float], list[float], int]:
-    """From Document.set_params to items showing the new shapes (the analysis included), then to painted."""
+def refresh_times(n_nodes: int, repeat: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]], int]:
+    """(wall, cpu) from Document.set_params to the items showing the new shapes and badges (the coalesced
+    analysis included), and to the viewport painted with them (an upper bound: it may paint twice)."""
     doc, view, _ = open_view(lanes_graph(n_nodes))
     scene = view.scene()
     first = next(n for n, node in doc.graph.nodes.items() if node.type == "Linear")
     seen = []
-    scene.refreshed.connect(lambda: seen.append(time.perf_counter()))
+    scene.refreshed.connect(lambda: seen.append((time.perf_counter(), time.thread_time())))
     to_items, to_paint = [], []
     for i in range(repeat):
         seen.clear()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
+        # The stem's width: every Add below it turns red (or back), so every node and wire changes.
         doc.set_params(first, {"out_features": 48 if i % 2 == 0 else 32})
         while not seen:
             QApplication.processEvents()
-        to_items.append(seen[0] - t)
+        to_items.append((seen[0][0] - t, seen[0][1] - c))
         view.viewport().repaint()
-        to_paint.append(time.perf_counter() - t)
+        to_paint.append((time.perf_counter() - t, time.thread_time() - c))
     count = len(doc.graph.nodes)
     view.close()
     doc.close()
@@ -179,11 +182,14 @@ def main() -> None:
     doc.close()
 
     to_items, to_paint, count = refresh_times(args.refresh_nodes, args.repeat)
-    med, p95 = stats(to_items)
-    pmed, pp95 = stats(to_paint)
+    med, p95 = stats([w for w, _ in to_items])
+    cpu, _ = stats([c for _, c in to_items])
+    pmed, pp95 = stats([w for w, _ in to_paint])
+    pcpu, _ = stats([c for _, c in to_paint])
     verdict = "within" if p95 <= 50 else "OVER"
-    print(f"Edit → shapes and badges on a {count}-node graph (analysis included): median {med:.1f} ms, "
-          f"p95 {p95:.1f} ms ({verdict} the 50 ms goal); painted: median {pmed:.1f} ms, p95 {pp95:.1f} ms")
+    print(f"Edit → shapes and badges on a {count}-node graph where every node changes (analysis included):\n"
+          f"  items updated: median {med:.1f} ms, p95 {p95:.1f} ms (cpu {cpu:.1f}): {verdict} the 50 ms goal\n"
+          f"  and painted:   median {pmed:.1f} ms, p95 {pp95:.1f} ms (cpu {pcpu:.1f})")
 
     if args.big:
         t = time.perf_counter()

@@ -10,7 +10,7 @@ costs a handful of draw calls instead of 11,000 Python paints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
@@ -86,6 +86,12 @@ class Style:
     label_font: QFont
     body_metrics: QFontMetricsF
     label_metrics: QFontMetricsF
+    pens: dict[str, QPen] = field(default_factory=dict)  # made once: a paint should not build pens
+
+    def __post_init__(self) -> None:
+        self.pens = {"border": QPen(self.node_border, 1.0), "error": QPen(self.error, 1.5),
+                     "selected": QPen(self.highlight, 2.5), "ok": QPen(self.ok, 3.0),
+                     "refused": QPen(self.error, 3.0), "port": QPen(self.node_fill, 1.5)}
 
     @classmethod
     def from_palette(cls, palette: QPalette | None = None) -> Style:
@@ -362,54 +368,52 @@ class NodeItem(QGraphicsItem):
             return
         self.drew_text = True
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        border = QPen(st.node_border, 1.0)
-        if self.state == "error":
-            border = QPen(st.error, 1.5)
-        if selected:
-            border = QPen(st.highlight, 2.5)
         if self.drop_hint is not None:
-            border = QPen(st.ok if self.drop_hint == "ok" else st.error, 3.0)
-        painter.setPen(border)
-        fill = QColor(st.node_fill)
-        if self.flash > 0:
-            fill = _mix(fill, st.error, 0.6 * self.flash)
-        painter.setBrush(fill)
-        painter.drawRoundedRect(self.rect, 8, 8)
-        # The category strip: a rounded left edge clipped to the node's outline.
-        strip = QPainterPath()
-        strip.addRoundedRect(self.rect, 8, 8)
-        left = QPainterPath()
-        left.addRect(QRectF(self.rect.left(), self.rect.top(), STRIP, self.rect.height()))
-        painter.fillPath(strip.intersected(left), self.colour)
+            painter.setPen(st.pens["ok" if self.drop_hint == "ok" else "refused"])
+        else:
+            painter.setPen(st.pens["selected" if selected else "error" if self.state == "error" else "border"])
+        painter.setBrush(_mix(st.node_fill, st.error, 0.6 * self.flash) if self.flash > 0 else st.node_fill)
+        painter.drawPath(_BODY)
+        painter.fillPath(_STRIP, self.colour)
 
-        x = self.rect.left() + STRIP + 8
-        top = self.rect.top()
         painter.setPen(st.text)
         painter.setFont(st.title_font)
-        painter.drawStaticText(QPointF(x, top + 5), self._title)
+        painter.drawStaticText(_TITLE_AT, self._title)
         painter.setFont(st.body_font)
         painter.setPen(st.muted)
-        painter.drawStaticText(QPointF(x, top + 24), self._sub)
-        painter.setPen({"ok": st.text, "error": st.error}.get(self.state, st.muted))
-        painter.drawStaticText(QPointF(x, top + 42), self._status)
+        painter.drawStaticText(_SUB_AT, self._sub)
+        painter.setPen(st.text if self.state == "ok" else st.error if self.state == "error" else st.muted)
+        painter.drawStaticText(_STATUS_AT, self._status)
         if self.count_text:
             painter.setPen(st.muted)
-            w = self._count.size().width()
-            painter.drawStaticText(QPointF(self.rect.right() - 8 - w, top + 42), self._count)
-        self._paint_ports(painter)
-
-    def _paint_ports(self, painter: QPainter) -> None:
-        st = self.style
-        painter.setPen(QPen(st.node_fill, 1.5))
+            painter.drawStaticText(QPointF(NODE_WIDTH / 2 - 8 - self._count.size().width(), _STATUS_AT.y()),
+                                   self._count)
+        # Ports
+        painter.setPen(st.pens["port"])
         painter.setBrush(self.colour)
         painter.drawEllipse(self.output_port(), PORT_RADIUS, PORT_RADIUS)
-        if not self.takes_input:
-            return
         if self.many_inputs:  # a bar: this node takes several inputs, kept in order left to right
-            bar = QRectF(-40, -NODE_HEIGHT / 2 - PORT_RADIUS + 1, 80, 2 * PORT_RADIUS - 2)
-            painter.drawRoundedRect(bar, PORT_RADIUS - 1, PORT_RADIUS - 1)
-        else:
+            painter.drawRoundedRect(_INPUT_BAR, PORT_RADIUS - 1, PORT_RADIUS - 1)
+        elif self.takes_input:
             painter.drawEllipse(self.input_port(), PORT_RADIUS, PORT_RADIUS)
+
+
+def _node_geometry() -> tuple[QPainterPath, QPainterPath]:
+    """The node outline and its category strip (the outline's rounded left edge), computed once for all."""
+    rect = QRectF(-NODE_WIDTH / 2, -NODE_HEIGHT / 2, NODE_WIDTH, NODE_HEIGHT)
+    body = QPainterPath()
+    body.addRoundedRect(rect, 8, 8)
+    left = QPainterPath()
+    left.addRect(QRectF(rect.left(), rect.top(), STRIP, rect.height()))
+    return body, body.intersected(left)
+
+
+_BODY, _STRIP = _node_geometry()
+_TEXT_X = -NODE_WIDTH / 2 + STRIP + 8
+_TITLE_AT = QPointF(_TEXT_X, -NODE_HEIGHT / 2 + 5)
+_SUB_AT = QPointF(_TEXT_X, -NODE_HEIGHT / 2 + 24)
+_STATUS_AT = QPointF(_TEXT_X, -NODE_HEIGHT / 2 + 42)
+_INPUT_BAR = QRectF(-40, -NODE_HEIGHT / 2 - PORT_RADIUS + 1, 80, 2 * PORT_RADIUS - 2)
 
 
 class EdgeItem(QGraphicsItem):

@@ -220,7 +220,8 @@ class GraphScene(QGraphicsScene):
         other nodes bows out to the side of its input slot instead. The label goes where no other wire is."""
         edge.detour = 0.0
         a, b = edge.endpoints()
-        if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW:
+        # Only a wire running down a column can hide behind it; one crossing columns stays a plain curve.
+        if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW and abs(b.x() - a.x()) < NODE_WIDTH:
             probe = QRectF(a, b).normalized().adjusted(-4, 2, 4, -2)
             blocked = any(isinstance(it, NodeItem) and it is not edge.source and it is not edge.target
                           for it in self.items(probe, Qt.ItemSelectionMode.IntersectsItemShape))
