@@ -73,6 +73,11 @@ class GraphScene(QGraphicsScene):
         self._overview: tuple | None = None  # the batches: wire lines, selected wire lines, boxes per colour
         self._caching = True
         self.selectionChanged.connect(self.invalidate_overview)
+        # The graph holds plain Python callbacks: unhook them if Qt deletes this scene before the document goes.
+        # The closure sees only this list, never the scene, so it can run after the scene's C++ half is gone.
+        self._hooked: list[tuple] = []
+        hooked = self._hooked
+        self.destroyed.connect(lambda *_: [events.disconnect(name, cb) for events, name, cb in hooked])
         if document is not None:
             self.set_document(document)
 
@@ -98,9 +103,7 @@ class GraphScene(QGraphicsScene):
         for name, cb in self._callbacks:
             graph.events.connect(name, cb)
         document.analyzed.connect(self._on_analyzed)
-        # The graph holds plain Python callbacks: unhook them if Qt deletes this scene before the document goes.
-        events, callbacks = graph.events, list(self._callbacks)
-        self.destroyed.connect(lambda *_: [events.disconnect(n, c) for n, c in callbacks])
+        self._hooked[:] = [(graph.events, name, cb) for name, cb in self._callbacks]
         for node in graph.nodes.values():
             self._add_node_item(node)
         for edge in graph.edges:
@@ -123,6 +126,7 @@ class GraphScene(QGraphicsScene):
         for name, cb in self._callbacks:
             self.document.graph.events.disconnect(name, cb)
         self._callbacks = []
+        self._hooked.clear()
         try:
             self.document.analyzed.disconnect(self._on_analyzed)
         except (RuntimeError, TypeError):  # the document is already gone
@@ -197,13 +201,16 @@ class GraphScene(QGraphicsScene):
     def _show_analysis(self, analysis: Analysis) -> None:
         """Shapes, errors and wire labels; only the items whose text changed repaint."""
         infos = analysis.nodes
+        changed = False
         for nid, item in self.nodes.items():
             if item.set_info(infos.get(nid)):
-                self._overview = None
+                changed = True
                 label = item.wire_label
                 for edge in self._edges_of[nid]:
                     if edge.source is item:
                         edge.set_label(label)
+        if changed:
+            self.invalidate_overview()
         self.refreshed.emit()
 
     def _restack_inputs(self, target: str) -> None:
@@ -249,7 +256,7 @@ class GraphScene(QGraphicsScene):
         """Called by a NodeItem whenever its position changed (a drag, or the model moving it)."""
         for edge in self._edges_of.get(item.node_id, ()):
             self._route(edge)
-        self._overview = None
+        self.invalidate_overview()
         if self._drag_start is None:
             self._content_changed(reroute=True)
 
@@ -339,6 +346,8 @@ class GraphScene(QGraphicsScene):
             edge.setCacheMode(mode)
 
     def invalidate_overview(self) -> None:
+        """The batches are stale. Items that paint nothing never ask for a repaint themselves (Qt skips them),
+        so in overview mode the scene asks for one; Qt merges them into one frame per event-loop turn."""
         self._overview = None
         if self.overview:
             self.update()

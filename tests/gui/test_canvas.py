@@ -421,3 +421,71 @@ def test_a_new_document_replaces_the_scene(view, qtbot, tmp_path):
     view.set_document(None)
     assert not view.scene().nodes and not view.scene().items()
     other.close()
+
+
+def test_far_out_the_scene_draws_every_item_in_batches_and_they_stay_selectable(view, qtbot):
+    scene = view.scene()
+    view._zoom_by(0.1 / view.zoom())
+    view.settle_zoom()
+    view.centerOn(scene.nodes["relu_2"])
+    assert scene.overview
+    for item in scene.nodes.values():
+        item.drew_text = None
+    image = view.grab().toImage()
+    assert all(item.drew_text is None for item in scene.nodes.values())  # no item painted itself
+    conv = scene.nodes["conv2d_1"]
+    at = view.mapFromScene(conv.pos())
+    assert image.pixelColor(at).name() == conv.colour.name()  # the batch drew its box
+
+    with qtbot.waitSignal(view.selection_changed):
+        drag(view, scene.nodes["input_1"].pos() + QPointF(-200, -60), conv.pos() + QPointF(150, 20))
+    assert view.selected_nodes() == ["input_1", "conv2d_1"]
+    image = view.grab().toImage()
+    assert image.pixelColor(at).name() == scene.style.highlight.name()
+
+    view.reset_zoom()
+    view.settle_zoom()
+    assert not scene.overview
+
+
+def test_a_theme_change_repaints_the_canvas_in_the_new_palette(view, qapp, qtbot):
+    from PySide6.QtGui import QColor, QPalette
+
+    old = qapp.palette()
+    dark = QPalette()
+    for role, colour in ((QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.Base, "#1e1e1e"),
+                         (QPalette.ColorRole.Text, "#e6e6e6"), (QPalette.ColorRole.WindowText, "#e6e6e6")):
+        dark.setColor(role, QColor(colour))
+    try:
+        qapp.setPalette(dark)
+        qtbot.waitUntil(lambda: view.scene().style.dark, timeout=2000)
+        assert view.scene().nodes["relu_1"].style is view.scene().style
+    finally:
+        qapp.setPalette(old)
+    qtbot.waitUntil(lambda: not view.scene().style.dark, timeout=2000)
+
+
+def test_keys_nudge_clear_and_pan(view, doc):
+    view.setFocus()
+    view.select_nodes(["relu_1"])
+    x, y = doc.graph.nodes["relu_1"].position
+    QTest.keyClick(view, Qt.Key.Key_Right)
+    QTest.keyClick(view, Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+    assert doc.graph.nodes["relu_1"].position == (x + GRID, y + 5 * GRID)
+    assert doc.undo_stack.count() == 2
+    QTest.keyClick(view, Qt.Key.Key_Escape)
+    assert view.selected_nodes() == []
+
+    before = view.mapToScene(view.viewport().rect().center())
+    QTest.keyPress(view, Qt.Key.Key_Space)
+    start = view.mapToScene(QPoint(600, 600))  # empty canvas right of the column
+    drag(view, start, view.mapToScene(QPoint(500, 600)))
+    QTest.keyRelease(view, Qt.Key.Key_Space)
+    moved = view.mapToScene(view.viewport().rect().center()) - before
+    assert moved.x() == pytest.approx(100 / view.zoom(), abs=2) and abs(moved.y()) < 2
+    assert doc.undo_stack.count() == 2 and view.selected_nodes() == []
+
+
+def test_add_layer_at_a_point_snaps_it(view, doc):
+    nid = view.add_layer("Dropout", QPointF(503, 307))
+    assert doc.graph.nodes[nid].position == (500, 310) and doc.graph.inputs_of(nid) == []
