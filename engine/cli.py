@@ -1,4 +1,4 @@
-"""The `layerloom` command: summary, layers, train and export on top of the engine."""
+"""The `layerloom` command: summary, layers, train, export and import on top of the engine."""
 from __future__ import annotations
 
 import argparse
@@ -145,6 +145,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import an ONNX model as a project of catalogue layers, its weights beside it, checked against onnxruntime."""
+    from .onnx_import import UNREADABLE, OnnxImportError, import_onnx  # ONNX and torch load only when importing
+    try:
+        result = import_onnx(args.model, args.out, overwrite=args.force, name=args.name)
+    except OnnxImportError as e:
+        print(f"layerloom: cannot import: {e}", file=sys.stderr)
+        return EXIT_BAD_FILE if e.kind == UNREADABLE else EXIT_GRAPH_ERRORS
+    print(f"imported {result.project.name}")
+    for line in result.lines():
+        print(f"  {line}")
+    print(f"next: layerloom summary {result.project_path}; layerloom export {result.project_path} "
+          f"--weights {result.weights_path} -o …")
+    return EXIT_OK
+
+
 def cmd_default(args: argparse.Namespace) -> int:
     """With no subcommand: until the window exists, show the summary of a bundled template."""
     from .templates import template_names, template_path
@@ -200,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=2, help="samples in the check batch (default 2)")
     p.add_argument("--verbose", action="store_true", help="on failure, also print the exporter's own output")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("import", help="import an ONNX model as a project (layers, weights and layout)",
+                       description="Map the ONNX operators to catalogue layers, write the project with its graph laid "
+                                   "out and its weights beside it (PROJECT.safetensors), after checking the imported "
+                                   "network against onnxruntime on a random batch. Exit status 0 when imported, 1 "
+                                   "when an operator has no layer, the check fails or a file would be replaced, 2 "
+                                   "when the file is not ONNX or refers to data outside its folder.")
+    p.add_argument("model", help="the .onnx file to import")
+    p.add_argument("-o", "--out", required=True, help="the project to write, e.g. model.layerloom (the weights go "
+                                                      "beside it as model.safetensors)")
+    p.add_argument("--name", help="the project's name (default: the project file's name)")
+    p.add_argument("--force", action="store_true", help="replace the project and weights files if they exist")
+    p.set_defaults(func=cmd_import)
     p = sub.add_parser("layers", help="the layer catalogue, or the explanation of one layer")
     p.add_argument("type", nargs="?", help="a layer type, e.g. Conv2d")
     p.set_defaults(func=cmd_layers)
