@@ -478,6 +478,7 @@ class EdgeItem(QGraphicsItem):
             return
         self.label = text
         self._label.setText(text)
+        self.setToolTip(f"{self.source.node_id} → {self.target.node_id}: {text}" if text else "")
         self._place_label()
         self.update()
 

@@ -48,6 +48,7 @@ class GraphView(QGraphicsView):
         self._batch = False
         self._pan_from: QPoint | None = None
         self._space = False
+        self._port_cursor = False
         self._fit_pending = False
         self._paste_key: tuple[bytes, int] = (b"", 0)
         self._style_timer = QTimer(self)
@@ -73,6 +74,8 @@ class GraphView(QGraphicsView):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAccessibleName("Network canvas")
+        self.viewport().setMouseTracking(True)  # moves without a button: the cross cursor over ports
         _make_room_for_item_caches()
         self.set_document(document)
 
@@ -368,12 +371,26 @@ class GraphView(QGraphicsView):
             self._scroll_by(-delta.x(), -delta.y())
             event.accept()
             return
+        if event.buttons() == Qt.MouseButton.NoButton and not self._space:
+            self._show_port_cursor(self.mapToScene(event.position().toPoint()))
         super().mouseMoveEvent(event)
+
+    def _show_port_cursor(self, at: QPointF) -> None:
+        """A cross over a port says "drag from here to wire"; set only when it changes."""
+        item = self._scene.node_at(at)
+        on_port = item is not None and item.port_at(item.mapFromScene(at)) is not None
+        if on_port != self._port_cursor:
+            self._port_cursor = on_port
+            if on_port:
+                self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+            else:
+                self.viewport().unsetCursor()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton,
                                                               Qt.MouseButton.LeftButton):
             self._pan_from = None
+            self._port_cursor = False
             if self._space:
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             else:
@@ -417,6 +434,7 @@ class GraphView(QGraphicsView):
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
             if self._pan_from is None:
+                self._port_cursor = False
                 self.viewport().unsetCursor()
             event.accept()
             return

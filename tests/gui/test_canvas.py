@@ -134,6 +134,10 @@ def test_a_palette_drop_adds_the_layer_at_the_drop_point_and_other_data_is_refus
 def test_dragging_from_a_port_draws_a_wire_and_a_loop_is_refused_with_the_reason(view, doc, qtbot):
     free = doc.add_node("ReLU", position=(400, 200))
     count = doc.undo_stack.count()
+    QTest.mouseMove(view.viewport(), vp_point(view, out_port(view, "relu_1")))
+    assert view.viewport().cursor().shape() == Qt.CursorShape.CrossCursor  # "wire from here"
+    QTest.mouseMove(view.viewport(), vp_point(view, body(view, "relu_1")))
+    assert view.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
     drag(view, out_port(view, "relu_1"), body(view, free))
     assert "relu_1" in doc.graph.inputs_of(free)
     assert ("relu_1", free) in view.scene().edges
