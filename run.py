@@ -114,7 +114,7 @@ def main() -> int:
     if args[:1] == ["test"]:
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
         return subprocess.call([py, "-m", "pytest", *args[1:]], cwd=ROOT, env=env)
-    return subprocess.call([py, "-m", "engine.cli", *args], env=env)
+    return subprocess.call([py, "-m", "gui.launcher", *args], env=env)
 
 
 if __name__ == "__main__":

@@ -493,3 +493,7 @@ class PaletteWidget(QWidget):
         if event.type() == QEvent.Type.PaletteChange:  # light ↔ dark: re-colour the text and the search glyph
             self._search_action.setIcon(search_icon(self._muted_color()))
             self._show_info(self.current_layer())
+            # A widget with a style sheet keeps the palette it was polished with: polish it again.
+            sheet = self.tree.styleSheet()
+            self.tree.setStyleSheet("")
+            self.tree.setStyleSheet(sheet)

@@ -1,0 +1,626 @@
+"""The main window: the canvas in the middle, palette, inspector, summary and messages in docks; files, undo,
+autosave, recent files and remembered settings. The window shows first; PyTorch loads in the background."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QUndoView,
+    QWidget,
+)
+
+from engine.errors import LayerLoomError, ProjectError
+from engine.project import Project
+from engine.templates import load_template
+
+from .autosave import Autosaver, Recovered
+from .canvas import GraphView
+from .document import Document
+from .inspector import InspectorWidget
+from .palette import PaletteWidget
+from .start_page import StartPage
+from .summary import MessagesWidget, SummaryWidget
+from .theme import apply_theme
+
+APP = "LayerLoom"
+FILTER = "LayerLoom projects (*.layerloom);;All files (*)"
+MAX_RECENT = 10
+AUTOSAVE_MS = 60_000
+SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
+
+
+class TorchWarmUp(QObject):
+    """Imports torch on a plain thread so the first Train or Export does not wait for it; reports plain text."""
+
+    done = Signal(str)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="torch-warm-up", daemon=True).start()
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            import torch
+            text = f"PyTorch {torch.__version__} ready ({time.perf_counter() - t0:.1f} s)"
+        except Exception as e:  # a broken install must not take the editor down
+            text = f"PyTorch could not be loaded: {e}"
+        self.done.emit(text)
+
+
+class MainWindow(QMainWindow):
+    """One project at a time. `document` is None while the start page shows."""
+
+    def __init__(self, settings: QSettings | None = None, autosaver: Autosaver | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings or QSettings(APP, APP)
+        self.autosaver = autosaver or Autosaver()
+        self.document: Document | None = None
+        self._autosave_key = ""
+        self._untitled = 0
+        self.setWindowTitle(APP)
+        self.setObjectName("MainWindow")
+        self.setDockNestingEnabled(True)
+
+        self.start_page = StartPage()
+        self.view = GraphView()
+        self.central = QStackedWidget()
+        self.central.addWidget(self.start_page)
+        self.central.addWidget(self.view)
+        self.setCentralWidget(self.central)
+
+        self.palette_widget = PaletteWidget()
+        self.inspector = InspectorWidget()
+        self.summary = SummaryWidget()
+        self.messages = MessagesWidget()
+        self.undo_view = QUndoView()
+        self.undo_view.setEmptyLabel("the project as opened")
+        self.palette_dock = self._dock("Palette", self.palette_widget, Qt.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", self.inspector, Qt.RightDockWidgetArea)
+        self.history_dock = self._dock("History", self.undo_view, Qt.RightDockWidgetArea)
+        self.summary_dock = self._dock("Summary", self.summary, Qt.BottomDockWidgetArea)
+        self.messages_dock = self._dock("Messages", self.messages, Qt.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.summary_dock, self.messages_dock)
+        self.summary_dock.raise_()
+        self.splitDockWidget(self.inspector_dock, self.history_dock, Qt.Vertical)
+        # The canvas gets most of the room; the summary a strip below it, the history a short list.
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [250, 320], Qt.Horizontal)
+        self.resizeDocks([self.summary_dock], [190], Qt.Vertical)
+        self.resizeDocks([self.inspector_dock, self.history_dock], [520, 160], Qt.Vertical)
+
+        self.totals_label = QLabel()
+        self.torch_label = QLabel("loading PyTorch…")
+        self.statusBar().addPermanentWidget(self.totals_label)
+        self.statusBar().addPermanentWidget(self.torch_label)
+
+        self._make_actions()
+        self._make_menus()
+        self._connect()
+        self._update_actions()
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(AUTOSAVE_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+        self.warm_up = TorchWarmUp(self)
+        self.warm_up.done.connect(self._on_torch_ready)
+        self._restore_settings()
+        self.show_start_page()
+
+    # ---- assembly -------------------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title.lower()}_dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", context=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, (list, tuple)):
+                action.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(lambda checked=False: slot())
+        if context is not None:  # canvas edits act only while the canvas has focus, not in a text field
+            action.setShortcutContext(context)
+            self.view.addAction(action)
+        else:
+            self.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        canvas = Qt.WidgetWithChildrenShortcut
+        a = self._action
+        self.new_action = a("&New from Template…", self.show_start_page, QKeySequence.New,
+                            "Start a project from one of the example networks")
+        self.new_empty_action = a("New &Empty Project", self.new_empty, "Ctrl+Shift+N", "Start from an Input layer")
+        self.open_action = a("&Open…", self.open_dialog, QKeySequence.Open, "Open a .layerloom project")
+        self.save_action = a("&Save", self.save, QKeySequence.Save, "Save the project")
+        self.save_as_action = a("Save &As…", self.save_as, QKeySequence.SaveAs, "Save the project under a new name")
+        self.close_action = a("&Close Project", self.close_project, QKeySequence.Close, "Back to the start page")
+        self.quit_action = a("&Quit", self.close, QKeySequence.Quit)
+        self.undo_action = a("&Undo", self._undo, QKeySequence.Undo)
+        self.redo_action = a("&Redo", self._redo, [QKeySequence.Redo, "Ctrl+Y", "Ctrl+Shift+Z"])
+        self.cut_action = a("Cu&t", self.view.cut, QKeySequence.Cut, context=canvas)
+        self.copy_action = a("&Copy", self.view.copy, QKeySequence.Copy, context=canvas)
+        self.paste_action = a("&Paste", self.view.paste, QKeySequence.Paste, context=canvas)
+        self.duplicate_action = a("&Duplicate", self.view.duplicate, "Ctrl+D", context=canvas)
+        self.delete_action = a("De&lete", self.view.delete_selected, [QKeySequence.Delete, "Backspace"],
+                               context=canvas)
+        self.select_all_action = a("Select &All", self.view.select_all, QKeySequence.SelectAll, context=canvas)
+        self.find_action = a("&Find Layer", self._find_layer, QKeySequence.Find, "Search the palette")
+        self.fit_action = a("&Fit to Window", self.view.fit, "F", "Show the whole network", context=canvas)
+        self.zoom_in_action = a("Zoom &In", self.view.zoom_in, QKeySequence.ZoomIn, context=canvas)
+        self.zoom_out_action = a("Zoom &Out", self.view.zoom_out, QKeySequence.ZoomOut, context=canvas)
+        self.reset_zoom_action = a("&Actual Size", self.view.reset_zoom, "Ctrl+0", context=canvas)
+        self.tidy_action = a("&Tidy Layout", self.view.tidy, "Ctrl+L", "Arrange the network top to bottom")
+        self.theme_group = QActionGroup(self)
+        self.theme_actions = {}
+        for mode in ("system", "light", "dark"):
+            act = QAction(mode.capitalize() if mode != "system" else "Follow the System", self, checkable=True)
+            act.triggered.connect(lambda checked=False, m=mode: self.set_theme(m))
+            self.theme_group.addAction(act)
+            self.theme_actions[mode] = act
+        self.about_action = a("&About LayerLoom", self._about)
+
+    def _make_menus(self) -> None:
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        for act in (self.new_action, self.new_empty_action, self.open_action):
+            m.addAction(act)
+        self.recent_menu = m.addMenu("Open &Recent")
+        m.addSeparator()
+        for act in (self.save_action, self.save_as_action, self.close_action):
+            m.addAction(act)
+        m.addSeparator()
+        m.addAction(self.quit_action)
+        m = bar.addMenu("&Edit")
+        for act in (self.undo_action, self.redo_action, None, self.cut_action, self.copy_action, self.paste_action,
+                    self.duplicate_action, self.delete_action, None, self.select_all_action, self.find_action):
+            m.addSeparator() if act is None else m.addAction(act)
+        m = bar.addMenu("&View")
+        for act in (self.fit_action, self.zoom_in_action, self.zoom_out_action, self.reset_zoom_action,
+                    self.tidy_action):
+            m.addAction(act)
+        m.addSeparator()
+        theme = m.addMenu("&Theme")
+        for act in self.theme_actions.values():
+            theme.addAction(act)
+        m.addSeparator()
+        for dock in (self.palette_dock, self.inspector_dock, self.history_dock, self.summary_dock,
+                     self.messages_dock):
+            m.addAction(dock.toggleViewAction())
+        m = bar.addMenu("&Help")
+        m.addAction(self.about_action)
+        self._refresh_recent_menu()
+
+    def _connect(self) -> None:
+        self.start_page.template_chosen.connect(self.new_from_template)
+        self.start_page.open_requested.connect(self.open_file)
+        self.start_page.open_other.connect(self.open_dialog)
+        self.start_page.new_empty.connect(self.new_empty)
+        self.palette_widget.add_requested.connect(self._add_layer)
+        self.view.selection_changed.connect(self._on_selection_changed)
+        self.view.message.connect(self.say)
+        self.inspector.message.connect(self.say)
+        self.summary.node_selected.connect(lambda nid: self.view.select_nodes([nid]))
+
+    # ---- messages ---------------------------------------------------------------------------------------
+    def say(self, text: str, level: str = "info") -> None:
+        """One sentence in the status bar, kept in the Messages dock."""
+        self.statusBar().showMessage(text, 8000)
+        self.messages.add(text, level)
+
+    def _on_torch_ready(self, text: str) -> None:
+        self.torch_label.setText(text.split(" (")[0] if "ready" in text else "PyTorch unavailable")
+        self.torch_label.setToolTip(text)
+        self.messages.add(text, "info" if "ready" in text else "error")
+
+    # ---- documents -------------------------------------------------------------------------------------
+    def set_document(self, doc: Document | None) -> None:
+        old = self.document
+        if old is not None:
+            self._discard_autosave()
+            old.analyzed.disconnect(self._on_analyzed)
+            old.dirty_changed.disconnect(self._update_title)
+            old.path_changed.disconnect(self._on_path_changed)
+            old.undo_stack.canUndoChanged.disconnect(self._update_actions)
+            old.undo_stack.canRedoChanged.disconnect(self._update_actions)
+        self.document = doc
+        self.view.set_document(doc)
+        self.inspector.set_document(doc)
+        self.summary.set_document(doc)
+        self.undo_view.setStack(doc.undo_stack if doc else None)
+        if doc is not None:
+            doc.analyzed.connect(self._on_analyzed)
+            doc.dirty_changed.connect(self._update_title)
+            doc.path_changed.connect(self._on_path_changed)
+            doc.undo_stack.canUndoChanged.connect(self._update_actions)
+            doc.undo_stack.canRedoChanged.connect(self._update_actions)
+            self._untitled += 1
+            self._autosave_key = self.autosaver.key(doc.path, str(self._untitled))
+            self.central.setCurrentWidget(self.view)
+            self._on_analyzed(doc.analysis)
+            QTimer.singleShot(0, self.view.fit)
+            if doc.path:
+                self.settings.setValue("last_project", str(doc.path))
+        else:
+            self.central.setCurrentWidget(self.start_page)
+            self.totals_label.clear()
+            if old is not None:  # the user closed the project: the next start shows the start page
+                self.settings.setValue("last_project", "")
+        if old is not None:
+            old.close()
+            old.deleteLater()
+        self._update_title()
+        self._update_actions()
+
+    def show_start_page(self) -> None:
+        if self.document is not None and not self.maybe_save():
+            return
+        self.set_document(None)
+        self.start_page.set_recent(self.recent_files())
+
+    def close_project(self) -> None:
+        self.show_start_page()
+
+    def new_from_template(self, name: str) -> None:
+        if self.document is not None and not self.maybe_save():
+            return
+        project = load_template(name)
+        project.name = name
+        doc = Document(project, None, self)
+        self.set_document(doc)
+        self.say(f"New project from the template {name}: {project.description.split('.')[0]}")
+
+    def new_empty(self) -> None:
+        if self.document is not None and not self.maybe_save():
+            return
+        project = Project(name="untitled")
+        project.graph.add_node("Input", {"shape": [1, 28, 28]}, position=(0.0, 0.0))
+        self.set_document(Document(project, None, self))
+        self.say("New project: drag layers from the palette, or double-click one to add it below the selection")
+
+    def open_dialog(self) -> None:
+        folder = self.settings.value("last_folder", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open a project", folder, FILTER)
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str | os.PathLike) -> bool:
+        """Open a project; a file that cannot be read leaves everything as it was and says why."""
+        path = Path(path)
+        if self.document is not None and self.document.path and self.document.path.resolve() == path.resolve():
+            return True
+        try:
+            doc = Document.open(path, self)
+        except ProjectError as e:
+            self.say(f"Could not open {path.name}: {e}", "error")
+            self._warn("Could not open the project", f"{path.name} could not be opened.", str(e))
+            if not path.exists():
+                self._forget_recent(path)
+            return False
+        if self.document is not None and not self.maybe_save():
+            doc.close()
+            return False
+        self.set_document(doc)
+        self.add_recent(path)
+        self.settings.setValue("last_folder", str(path.parent))
+        self.say(f"Opened {path}")
+        return True
+
+    def save(self) -> bool:
+        if self.document is None:
+            return False
+        if self.document.path is None:
+            return self.save_as()
+        return self._save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        if self.document is None:
+            return False
+        start = str(self.document.path or Path(self.settings.value("last_folder", str(Path.home())))
+                    / f"{self.document.project.name or 'untitled'}.layerloom")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the project as", start, FILTER)
+        if not path:
+            return False
+        if not path.endswith(".layerloom"):
+            path += ".layerloom"
+        return self._save_to(Path(path))
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.document.save(path)
+        except ProjectError as e:
+            self.say(f"Could not save: {e}", "error")
+            self._warn("Could not save the project", f"{path.name} could not be written; your work is still "
+                       "open and autosaved.", str(e))
+            return False
+        self._discard_autosave()
+        self._autosave_key = self.autosaver.key(path, "")
+        self.add_recent(path)
+        self.settings.setValue("last_folder", str(path.parent))
+        self.settings.setValue("last_project", str(path))
+        self.say(f"Saved {path}")
+        return True
+
+    def maybe_save(self) -> bool:
+        """True when it is fine to drop the current project (saved, discarded, or not dirty)."""
+        if self.document is None or not self.document.dirty:
+            return True
+        answer = self.ask_save_changes()
+        if answer == SAVE:
+            return self.save()
+        return answer == DISCARD
+
+    def ask_save_changes(self) -> str:
+        box = QMessageBox(QMessageBox.Warning, "Unsaved changes",
+                          f"Save the changes to {self.document.title} before closing it?",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
+        box.setInformativeText("If you don't save, your changes since the last save are lost.")
+        box.setDefaultButton(QMessageBox.Save)
+        answer = box.exec()
+        return {QMessageBox.Save: SAVE, QMessageBox.Discard: DISCARD}.get(answer, CANCEL)
+
+    def _warn(self, title: str, text: str, details: str) -> None:
+        if os.environ.get("LAYERLOOM_NO_DIALOGS"):  # tests and screenshots: the message is in the status bar
+            return
+        box = QMessageBox(QMessageBox.Warning, title, text, QMessageBox.Ok, self)
+        box.setInformativeText(details)
+        box.open()  # not modal-blocking: the app keeps running behind it
+
+    # ---- recent files and settings --------------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        return [str(v) for v in value or []]
+
+    def add_recent(self, path: str | os.PathLike) -> None:
+        p = str(Path(path).resolve())
+        files = [p] + [f for f in self.recent_files() if f != p]
+        self.settings.setValue("recent_files", files[:MAX_RECENT])
+        self._refresh_recent_menu()
+
+    def _forget_recent(self, path: Path) -> None:
+        p = str(path.resolve())
+        self.settings.setValue("recent_files", [f for f in self.recent_files() if f != p])
+        self._refresh_recent_menu()
+
+    def _refresh_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for i, f in enumerate(files):
+            act = self.recent_menu.addAction(f"&{i + 1} {Path(f).name}  —  {Path(f).parent}")
+            act.triggered.connect(lambda checked=False, f=f: self.open_file(f))
+        if not files:
+            self.recent_menu.addAction("(no recent files)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear the List", self._clear_recent)
+        if self.document is None:
+            self.start_page.set_recent(files)
+
+    def _clear_recent(self) -> None:
+        self.settings.setValue("recent_files", [])
+        self._refresh_recent_menu()
+
+    def set_theme(self, mode: str) -> None:
+        app = QApplication.instance()
+        apply_theme(app, mode)
+        self.settings.setValue("theme", mode)
+        self.theme_actions[mode].setChecked(True)
+        self.view.viewport().update()
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 860)
+        state = self.settings.value("window_state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        mode = str(self.settings.value("theme", "system"))
+        self.set_theme(mode if mode in self.theme_actions else "system")
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.sync()
+
+    # ---- autosave -------------------------------------------------------------------------------------
+    def autosave(self) -> Path | None:
+        """Copy unsaved work to the data folder (every minute while there are unsaved changes)."""
+        doc = self.document
+        if doc is None or not doc.dirty:
+            return None
+        try:
+            return self.autosaver.write(self._autosave_key, doc.project, doc.path)
+        except (ProjectError, OSError) as e:
+            self.say(f"Autosave failed: {e}", "warning")
+            return None
+
+    def _discard_autosave(self) -> None:
+        if self._autosave_key:
+            self.autosaver.discard(self._autosave_key)
+
+    def offer_recovery(self) -> bool:
+        """After a crash: offer to restore the autosaves left behind. Returns True when one was restored."""
+        found = self.autosaver.pending()
+        if not found:
+            return False
+        latest = found[0]
+        if not self.ask_restore(latest, len(found)):
+            for r in found:
+                self.autosaver.discard(self.autosaver.key_of(r))
+            return False
+        return self.restore(latest)
+
+    def ask_restore(self, recovered: Recovered, count: int) -> bool:
+        more = f" ({count - 1} older autosave(s) will be kept)" if count > 1 else ""
+        answer = QMessageBox.question(
+            self, "Restore unsaved work?",
+            f"LayerLoom did not close properly last time. Restore your unsaved work?\n\n{recovered.describe()}"
+            f"{more}", QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+        return answer == QMessageBox.Yes
+
+    def restore(self, recovered: Recovered) -> bool:
+        try:
+            project = self.autosaver.load(recovered)
+        except ProjectError as e:
+            self.say(str(e), "error")
+            return False
+        if self.document is not None and not self.maybe_save():
+            return False
+        doc = Document(project, recovered.original, self)
+        self.set_document(doc)
+        # Restored work is unsaved work: mark it so until the user saves it.
+        doc.undo_stack.resetClean()
+        self.autosaver.discard(self.autosaver.key_of(recovered))
+        self._update_title()
+        self.say(f"Restored unsaved work: {recovered.describe()}. Save it to keep it.")
+        return True
+
+    # ---- edits ------------------------------------------------------------------------------------------
+    def _add_layer(self, layer_type: str) -> None:
+        if self.document is None:
+            self.new_empty()
+        try:
+            nid = self.view.add_layer(layer_type)
+        except LayerLoomError as e:
+            self.say(str(e), "warning")
+            return
+        self.say(f"Added {nid}")
+
+    def _undo(self) -> None:
+        if self.document is not None:
+            self.document.undo_stack.undo()
+
+    def _redo(self) -> None:
+        if self.document is not None:
+            self.document.undo_stack.redo()
+
+    def _find_layer(self) -> None:
+        self.palette_dock.show()
+        self.palette_dock.raise_()
+        self.palette_widget.focus_search()
+
+    def _on_selection_changed(self, ids: list) -> None:
+        self.inspector.show_node(ids[0] if len(ids) == 1 else None)
+        if len(ids) > 1:
+            self.statusBar().showMessage(f"{len(ids)} nodes selected", 3000)
+
+    def _on_analyzed(self, analysis) -> None:
+        self.totals_label.setText(self.summary.totals_text())
+        errors = len(analysis.errors)
+        self.totals_label.setStyleSheet("color: #d9534f;" if errors else "")
+        if errors:
+            self.totals_label.setText(f"{self.totals_label.text()} · {errors} error{'s' if errors > 1 else ''}")
+
+    def _on_path_changed(self, path: str) -> None:
+        self._update_title()
+
+    def _update_title(self, *_: object) -> None:
+        doc = self.document
+        if doc is None:
+            self.setWindowTitle(APP)
+            self.setWindowModified(False)
+            return
+        self.setWindowTitle(f"{doc.title}[*] — {APP}")
+        self.setWindowModified(doc.dirty)
+
+    def _update_actions(self, *_: object) -> None:
+        has = self.document is not None
+        for act in (self.save_action, self.save_as_action, self.close_action, self.cut_action, self.copy_action,
+                    self.paste_action, self.duplicate_action, self.delete_action, self.select_all_action,
+                    self.fit_action, self.zoom_in_action, self.zoom_out_action, self.reset_zoom_action,
+                    self.tidy_action):
+            act.setEnabled(has)
+        self.undo_action.setEnabled(has and self.document.undo_stack.canUndo())
+        self.redo_action.setEnabled(has and self.document.undo_stack.canRedo())
+        if has:
+            self.undo_action.setText(f"&Undo {self.document.undo_stack.undoText()}".rstrip())
+            self.redo_action.setText(f"&Redo {self.document.undo_stack.redoText()}".rstrip())
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About LayerLoom", "<b>LayerLoom</b><p>Build, train and export PyTorch models by "
+                          "pointing and clicking.</p>")
+
+    # ---- closing ----------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self._discard_autosave()
+        self._save_settings()
+        event.accept()
+
+
+# ---- start-up -----------------------------------------------------------------------------------------------
+
+def no_display_reason() -> str | None:
+    """Why no window can open here, or None. Checked before Qt starts, which would otherwise abort."""
+    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM"):
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            return "no display was found (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    return None
+
+
+HEADLESS_HINT = ("use the headless commands instead: layerloom summary|train|export|layers PROJECT "
+                 "(layerloom --help lists them)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`layerloom [FILE.layerloom]`: open the window (the last project, the file given, or the start page)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    reason = no_display_reason()
+    if reason:
+        print(f"layerloom: the window cannot open because {reason}; {HEADLESS_HINT}.", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP)
+    app.setOrganizationName(APP)
+    app.setApplicationDisplayName(APP)
+    window = MainWindow()
+    probe = os.environ.get("LAYERLOOM_STARTUP_PROBE")
+    if probe:
+        from .startup_probe import FirstPaint
+        window._probe = FirstPaint(window, quit_after=probe == "quit")  # noqa: SLF001 - kept alive with it
+    window.show()
+    files = [a for a in argv if not a.startswith("-")]
+
+    def after_show() -> None:
+        window.warm_up.start()
+        if window.offer_recovery():
+            return
+        if files:
+            window.open_file(files[0])
+        else:
+            last = str(window.settings.value("last_project", "") or "")
+            if last and Path(last).is_file():
+                window.open_file(last)
+
+    QTimer.singleShot(0, after_show)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
