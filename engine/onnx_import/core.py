@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LayerLoomError
 from ..graph import Graph, default_prefix
+from ..layout import layered_layout
 from ..project import SUFFIX, Project, save_project
-from .layout import lay_out
 from .report import EXISTS, MISMATCH, UNREADABLE, ImportResult, OnnxImportError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,7 +164,8 @@ def import_onnx(path: str | os.PathLike, out: str | os.PathLike | None = None, *
     conv = Converter(model)
     conv.run()
     graph, _ = _finish_graph(conv)
-    lay_out(graph)
+    for nid, (x, y) in layered_layout(graph).items():  # the app's Tidy layout
+        graph.move(nid, x, y)
     state = _to_torch(conv.weights, graph)
     batch = conv.static_batch or 2
     diff, scale = check_outputs(src, graph, state, conv.input_names, batch)

@@ -21,8 +21,8 @@ from onnx import TensorProto, helper, numpy_helper
 import engine
 from engine.cli import main
 from engine.export import export_model, load_weights, make_sample, read_safetensors
+from engine.layout import ROW, layered_layout
 from engine.onnx_import import EXISTS, MISMATCH, UNREADABLE, UNSUPPORTED, OnnxImportError, import_onnx
-from engine.onnx_import.layout import layered_positions
 from engine.onnx_import.values import BATCH, LayoutError, View, reshape_step, stack
 from engine.project import load_project
 from engine.templates import load_template, template_names
@@ -167,10 +167,9 @@ def test_layout_of_a_wide_graph_has_no_overlaps():
     cat = g.add_node("Concat", dim=1)
     for b in branches:
         g.connect(b, cat)
-    pos = layered_positions(g)
+    pos = layered_layout(g)
     assert len(set(pos.values())) == len(pos)
-    assert {pos[b][1] for b in branches} == {100.0}
-    assert min(p[0] for p in pos.values()) == 0.0
+    assert {pos[b][1] for b in branches} == {ROW}
     assert pos[cat][0] == pos[x][0]  # centred under its inputs
 
 
