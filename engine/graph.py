@@ -15,6 +15,7 @@ from .events import Events
 from .layers import get_spec
 
 _ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_NUMBERED_RE = re.compile(r"(.*)_(\d+)")  # prefix_N; a default prefix holds no "_", so the last one splits
 
 
 @dataclass
@@ -54,6 +55,12 @@ class Graph:
         self._in: dict[str, list[str]] = {nid: [] for nid in self.nodes}
         self._out: dict[str, list[str]] = {nid: [] for nid in self.nodes}
         self.revision = 0
+        # new_id's index: the numbers taken per prefix and, per prefix, a number below which all are taken.
+        # Kept up to date by add_node and remove_node, so that building a 5,000-node graph does not rescan
+        # every id on each add; rebuilt when `nodes` grew or shrank behind the graph's back.
+        self._numbers: dict[str, set[int]] | None = None
+        self._lowest_free: dict[str, int] = {}
+        self._indexed_count = 0
 
     # ---- queries -------------------------------------------------------------------------------
     def __contains__(self, node_id: object) -> bool:
@@ -123,12 +130,37 @@ class Graph:
         return False
 
     def new_id(self, layer_type: str) -> str:
+        """`prefix_N` with the lowest N ≥ 1 that no node id uses (`conv2d_1`, then `conv2d_2`, ...)."""
         prefix = default_prefix(layer_type)
-        used = {int(m.group(1)) for nid in self.nodes if (m := re.fullmatch(re.escape(prefix) + r"_(\d+)", nid))}
-        n = 1
+        used = self._id_numbers().get(prefix, ())
+        n = self._lowest_free.get(prefix, 1)
         while n in used:
             n += 1
+        self._lowest_free[prefix] = n
         return f"{prefix}_{n}"
+
+    def _id_numbers(self) -> dict[str, set[int]]:
+        if self._numbers is None or self._indexed_count != len(self.nodes):
+            self._numbers, self._lowest_free = {}, {}
+            self._indexed_count = 0
+            for nid in self.nodes:
+                self._index_id(nid, True)
+        return self._numbers
+
+    def _index_id(self, node_id: str, added: bool) -> None:
+        if self._numbers is None:
+            return  # not built yet: the first new_id builds it from `nodes`
+        self._indexed_count += 1 if added else -1
+        m = _NUMBERED_RE.fullmatch(node_id)
+        if m is None:
+            return
+        prefix, n = m.group(1), int(m.group(2))
+        if added:
+            self._numbers.setdefault(prefix, set()).add(n)
+        else:
+            self._numbers.get(prefix, set()).discard(n)
+            if n < self._lowest_free.get(prefix, 1):
+                self._lowest_free[prefix] = max(n, 1)
 
     # ---- edits ---------------------------------------------------------------------------------
     def _touch(self) -> None:
@@ -160,6 +192,7 @@ class Graph:
             self.nodes = dict(items)
         self._in[node_id] = []
         self._out[node_id] = []
+        self._index_id(node_id, True)
         self.events.emit("node_added", node)
         self._touch()
         return node_id
@@ -178,6 +211,7 @@ class Graph:
         del self.nodes[node_id]
         del self._in[node_id]
         del self._out[node_id]
+        self._index_id(node_id, False)
         self.events.emit("node_removed", node)
         self._touch()
         return node, removed

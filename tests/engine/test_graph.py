@@ -1,6 +1,10 @@
 """The graph model: edits, events, input order, and refused edits that change nothing."""
 from __future__ import annotations
 
+import random
+import re
+import time
+
 import pytest
 
 import engine
@@ -188,3 +192,51 @@ def test_positions_must_be_finite_numbers(chain):
         g.add_node("ReLU", position=("a", 1))
     with pytest.raises(GraphError):
         g.add_node("ReLU", position=(float("nan"), 1))
+
+
+def _lowest_free_id(g: engine.Graph, layer_type: str) -> str:
+    """new_id as it was first written (a scan of every id): the cached version must agree with it exactly."""
+    prefix = engine.graph.default_prefix(layer_type)
+    used = {int(m.group(1)) for nid in g.nodes if (m := re.fullmatch(re.escape(prefix) + r"_(\d+)", nid))}
+    n = 1
+    while n in used:
+        n += 1
+    return f"{prefix}_{n}"
+
+
+def test_new_ids_match_a_full_scan_through_adds_removes_explicit_ids_and_undo_inserts():
+    rng = random.Random(7)
+    g = engine.Graph()
+    types = ["ReLU", "Linear", "Dropout", "Conv2d"]
+    for step in range(600):
+        kind = rng.random()
+        layer = rng.choice(types)
+        if kind < 0.45 or not g.nodes:
+            assert g.new_id(layer) == _lowest_free_id(g, layer)
+            g.add_node(layer)
+        elif kind < 0.7:
+            g.remove_node(rng.choice(list(g.nodes)))
+        elif kind < 0.85:  # an explicit id, as a file, a paste or an undo brings
+            nid = f"{engine.graph.default_prefix(layer)}_{rng.randint(0, 40)}"
+            if nid not in g.nodes:
+                g.add_node(layer, node_id=nid, index=rng.randint(0, len(g.nodes)))
+        else:
+            g.add_node(layer, node_id=f"{layer.lower()}_x{step}")  # ids that are no prefix_N
+        for t in types:
+            assert g.new_id(t) == _lowest_free_id(g, t), (step, t)
+    h = engine.Graph.from_dict(g.to_dict())
+    assert all(h.new_id(t) == _lowest_free_id(h, t) for t in types)
+    del h.nodes[next(iter(h.nodes))]  # changed behind the graph's back: the index notices and rebuilds
+    assert all(h.new_id(t) == _lowest_free_id(h, t) for t in types)
+
+
+def test_building_a_long_chain_does_not_rescan_every_id():
+    t0 = time.perf_counter()
+    g = engine.Graph()
+    prev = g.add_node("Input", shape=[8])
+    for _ in range(3000):
+        nid = g.add_node("ReLU")
+        g.connect(prev, nid)
+        prev = nid
+    assert prev == "relu_3000"
+    assert time.perf_counter() - t0 < 5.0  # a rescan per add took about 7 s here
