@@ -36,6 +36,10 @@ CLIPBOARD_MIME = "application/x-layerloom-nodes"
 LAYER_MIME = "application/x-layerloom-layer"  # the palette's drag: the layer type as UTF-8
 
 
+class LockedError(GraphError):
+    """An edit refused because the model is in use (a training run): the message says why and what to do."""
+
+
 class Document(QObject):
     """A project being edited. Signals: `analyzed(Analysis)` after any change that can alter shapes (coalesced:
     many edits in one event-loop turn give one analysis), `dirty_changed(bool)`, `path_changed(str)`,
@@ -52,6 +56,7 @@ class Document(QObject):
         self.project = project or Project()
         self.path: Path | None = Path(path) if path else None
         self.undo_stack = QUndoStack(self)
+        self._locked = ""
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
         self.analysis: Analysis = analyze(self.graph)
         self._revision = self.graph.revision
@@ -116,8 +121,36 @@ class Document(QObject):
         return target
 
     # ---- edits (each one command) ------------------------------------------------------------------------
+    @property
+    def locked(self) -> str:
+        """Why the model cannot change now ("" when it can): set while a training run uses it."""
+        return self._locked
+
+    def lock(self, reason: str) -> None:
+        """Refuse every edit that would change the model (moves and tidying stay allowed) until unlock()."""
+        self._locked = reason
+        self.undo_stack.setActive(False)
+
+    def unlock(self) -> None:
+        self._locked = ""
+        self.undo_stack.setActive(True)
+
     def push(self, command: QUndoCommand) -> None:
+        if self._locked and not isinstance(command, MoveNodesCommand):
+            raise LockedError(self._locked)
         self.undo_stack.push(command)
+
+    def undo(self) -> None:
+        self._check_history("undo")
+        self.undo_stack.undo()
+
+    def redo(self) -> None:
+        self._check_history("redo")
+        self.undo_stack.redo()
+
+    def _check_history(self, what: str) -> None:
+        if self._locked:
+            raise LockedError(f"cannot {what} now: {self._locked}")
 
     def add_node(self, layer_type: str, params: dict[str, Any] | None = None,
                  position: tuple[float, float] = (0.0, 0.0), connect_from: str | None = None) -> str:
@@ -181,7 +214,7 @@ class Document(QObject):
         edges = [(s, t) for s, t in dict.fromkeys(edges) if s not in node_ids and t not in node_ids]
         if not node_ids and not edges:
             return
-        macro = MacroCommand(_delete_text(len(node_ids), len(edges)))
+        macro = MacroCommand(_delete_text(node_ids, edges))
         for s, t in edges:
             macro.add(DisconnectCommand(self.graph, s, t))
         for nid in node_ids:
@@ -264,10 +297,13 @@ class Document(QObject):
             return None
 
 
-def _delete_text(nodes: int, edges: int) -> str:
+def _delete_text(node_ids: list[str], edges: list[tuple[str, str]]) -> str:
+    """What the History shows: the node or wire by name when it is one, else how many."""
+    if len(node_ids) + len(edges) == 1:
+        return f"Delete {node_ids[0]}" if node_ids else f"Delete the wire {edges[0][0]} → {edges[0][1]}"
     parts = []
-    if nodes:
-        parts.append(f"{nodes} node{'s' if nodes != 1 else ''}")
+    if node_ids:
+        parts.append(f"{len(node_ids)} node{'s' if len(node_ids) != 1 else ''}")
     if edges:
-        parts.append(f"{edges} wire{'s' if edges != 1 else ''}")
+        parts.append(f"{len(edges)} wire{'s' if len(edges) != 1 else ''}")
     return "Delete " + " and ".join(parts)

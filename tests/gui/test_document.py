@@ -161,3 +161,29 @@ def test_tidy_layout_is_one_step_and_has_no_overlaps(qapp):
     for nid in d.graph.nodes:  # every node below its inputs
         for src in d.graph.inputs_of(nid):
             assert d.graph.nodes[src].position[1] < d.graph.nodes[nid].position[1]
+
+
+def test_a_locked_document_refuses_model_edits_but_not_moves(doc):
+    from gui.document import LockedError
+
+    conv = next(n for n, node in doc.graph.nodes.items() if node.type == "Conv2d")
+    doc.set_params(conv, {"out_channels": 8})
+    start = snapshot(doc)
+    doc.lock("training is running: stop it to change the network")
+    with pytest.raises(LockedError) as e:
+        doc.set_params(conv, {"out_channels": 16})
+    assert "stop it" in str(e.value)
+    with pytest.raises(LockedError):
+        doc.add_node("ReLU")
+    with pytest.raises(LockedError):
+        doc.remove_nodes([conv])
+    with pytest.raises(LockedError):
+        doc.undo()
+    assert snapshot(doc) == start and doc.undo_stack.count() == 1
+    old = doc.graph.nodes[conv].position
+    doc.move_nodes({conv: (old, (old[0] + 50, old[1]))})  # moving changes no model: allowed
+    assert doc.graph.nodes[conv].position == (old[0] + 50, old[1])
+    doc.unlock()
+    doc.undo()
+    doc.undo()
+    assert doc.graph.nodes[conv].params["out_channels"] != 8
