@@ -33,7 +33,7 @@ from .inspector import InspectorWidget
 from .palette import PaletteWidget
 from .start_page import StartPage
 from .summary import MessagesWidget, SummaryWidget
-from .theme import apply_theme
+from .theme import apply_theme, follow_system
 
 APP = "LayerLoom"
 FILTER = "LayerLoom projects (*.layerloom);;All files (*)"
@@ -130,10 +130,13 @@ class MainWindow(QMainWindow):
     def _action(self, text: str, slot, shortcut=None, tip: str = "", context=None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
-            if isinstance(shortcut, (list, tuple)):
-                action.setShortcuts([QKeySequence(s) for s in shortcut])
-            else:
-                action.setShortcut(QKeySequence(shortcut))
+            # A key sequence listed twice (Redo is Ctrl+Y on some platforms, Ctrl+Shift+Z on others) would make
+            # the shortcut ambiguous, and Qt then triggers nothing: keep each once.
+            keys = {}
+            for s in shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]:
+                seq = QKeySequence(s)
+                keys.setdefault(seq.toString(), seq)
+            action.setShortcuts(list(keys.values()))
         if tip:
             action.setStatusTip(tip)
             action.setToolTip(tip)
@@ -294,8 +297,9 @@ class MainWindow(QMainWindow):
         if self.document is not None and not self.maybe_save():
             return
         project = Project(name="untitled")
-        project.graph.add_node("Input", {"shape": [1, 28, 28]}, position=(0.0, 0.0))
+        first = project.graph.add_node("Input", {"shape": [1, 28, 28]}, position=(0.0, 0.0))
         self.set_document(Document(project, None, self))
+        self.view.select_nodes([first])  # so that the first layer double-clicked in the palette follows it
         self.say("New project: drag layers from the palette, or double-click one to add it below the selection")
 
     def open_dialog(self) -> None:
@@ -306,7 +310,7 @@ class MainWindow(QMainWindow):
 
     def open_file(self, path: str | os.PathLike) -> bool:
         """Open a project; a file that cannot be read leaves everything as it was and says why."""
-        path = Path(path)
+        path = Path(path).expanduser().absolute()  # `layerloom my.layerloom` is remembered with its folder
         if self.document is not None and self.document.path and self.document.path.resolve() == path.resolve():
             return True
         try:
@@ -346,6 +350,7 @@ class MainWindow(QMainWindow):
         return self._save_to(Path(path))
 
     def _save_to(self, path: Path) -> bool:
+        path = Path(path).expanduser().absolute()
         try:
             self.document.save(path)
         except ProjectError as e:
@@ -425,6 +430,7 @@ class MainWindow(QMainWindow):
     def set_theme(self, mode: str) -> None:
         app = QApplication.instance()
         apply_theme(app, mode)
+        follow_system(app)  # while the mode is "system", a change of the OS scheme re-applies the theme
         self.settings.setValue("theme", mode)
         self.theme_actions[mode].setChecked(True)
         self.view.viewport().update()
@@ -609,17 +615,23 @@ def main(argv: list[str] | None = None) -> int:
 
     def after_show() -> None:
         window.warm_up.start()
-        if window.offer_recovery():
-            return
-        if files:
-            window.open_file(files[0])
-        else:
-            last = str(window.settings.value("last_project", "") or "")
-            if last and Path(last).is_file():
-                window.open_file(last)
+        open_at_start(window, files)
 
     QTimer.singleShot(0, after_show)
     return app.exec()
+
+
+def open_at_start(window: MainWindow, files: list[str]) -> None:
+    """What the window shows once it is up: unsaved work left by a crash (if the user takes it back), else the
+    file given on the command line, else the project open when the app last closed, else the start page."""
+    if window.offer_recovery():
+        return
+    if files:
+        window.open_file(files[0])
+        return
+    last = str(window.settings.value("last_project", "") or "")
+    if last and Path(last).is_file():
+        window.open_file(last)
 
 
 if __name__ == "__main__":
