@@ -651,7 +651,7 @@ class StartPage(QWidget):
         side.addSpacing(26)
         self.new_button = QPushButton("New empty project", sidebar)
         self.new_button.setObjectName("primaryButton")
-        self.new_button.setToolTip("An empty canvas with nothing on it yet (Ctrl+N)")
+        self.new_button.setToolTip("A new project holding only an Input layer, ready for yours (Ctrl+Shift+N)")
         self.new_button.clicked.connect(self.new_empty)
         self.open_button = QPushButton("Open…", sidebar)
         self.open_button.setObjectName("secondaryButton")
