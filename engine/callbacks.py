@@ -72,6 +72,28 @@ class History(Callback):
     def on_train_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
         self.epochs.append(dict(logs))
 
+    def step_arrays(self) -> tuple[dict[str, Any], list[str]]:
+        """The step columns as float64 NumPy arrays (NaN where a step did not log the key) and the keys whose
+        values are whole numbers (step, epoch, batch), for a compact binary checkpoint."""
+        import numpy as np
+        arrays, whole = {}, []
+        for key, column in self._columns.items():
+            arrays[key] = np.array([math.nan if v is None else v for v in column], dtype=np.float64)
+            if all(v is None or isinstance(v, int) for v in column):
+                whole.append(key)
+        return arrays, whole
+
+    def load_step_arrays(self, arrays: dict[str, Any], whole: list[str], epochs: list[dict[str, float]]) -> None:
+        """The inverse of step_arrays: the same columns, ints as ints, missing values as None."""
+        self._columns = {}
+        count = 0
+        for key, values in arrays.items():
+            as_int = key in whole
+            self._columns[key] = [None if v != v else (int(v) if as_int else float(v)) for v in values.tolist()]
+            count = len(values)
+        self._count = count
+        self.epochs = [dict(e) for e in epochs]
+
     def state(self) -> dict[str, Any]:
         return {"steps": self.steps, "epochs": self.epochs}
 

@@ -134,7 +134,8 @@ def test_checkpoint_is_safetensors_plus_weights_only_state(tmp_path):
     t = make(checkpoint_dir=str(tmp_path), epochs=1)
     t.fit(blobs())
     folder = tmp_path / "last"
-    assert sorted(p.name for p in folder.iterdir()) == ["meta.json", "model.safetensors", "state.pt"]
+    names = ["meta.json", "model.safetensors", "state.pt", "steps.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == names
     w = load_file(str(folder / "model.safetensors"))
     assert set(w) == set(t.module.state_dict())
     state = torch.load(folder / "state.pt", weights_only=True)
@@ -389,3 +390,13 @@ def test_a_last_batch_of_one_sample_joins_the_one_before():
     result = t.fit(data)
     assert result.status == Status.FINISHED, result.message
     assert result.steps_done == 8  # 4 steps an epoch, the last of 17 samples
+
+
+def test_the_checkpointed_step_history_reads_back_exactly(tmp_path):
+    t = make(checkpoint_dir=str(tmp_path), epochs=2)
+    t.fit(blobs())
+    again = make(checkpoint_dir=str(tmp_path / "other"), epochs=2)
+    again.load_checkpoint(tmp_path / "last")
+    assert again.history.steps == t.history.steps  # ints stay ints, floats bit for bit
+    assert all(isinstance(s["step"], int) and isinstance(s["loss"], float) for s in again.history.steps)
+    assert again.history.epochs == t.history.epochs
