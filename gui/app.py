@@ -132,10 +132,13 @@ class MainWindow(QMainWindow):
         if shortcut is not None:
             # A key sequence listed twice (Redo is Ctrl+Y on some platforms, Ctrl+Shift+Z on others) would make
             # the shortcut ambiguous, and Qt then triggers nothing: keep each once.
-            keys = {}
+            # A standard key brings every binding the platform has for it (Close is Ctrl+W on one desktop and
+            # Ctrl+F4 on another), not only the first.
+            keys: dict[str, QKeySequence] = {}
             for s in shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]:
-                seq = QKeySequence(s)
-                keys.setdefault(seq.toString(), seq)
+                seqs = QKeySequence.keyBindings(s) if isinstance(s, QKeySequence.StandardKey) else [QKeySequence(s)]
+                for seq in seqs:
+                    keys.setdefault(seq.toString(), seq)
             action.setShortcuts(list(keys.values()))
         if tip:
             action.setStatusTip(tip)

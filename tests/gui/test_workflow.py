@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QSpinBox
 
@@ -412,3 +412,18 @@ def test_the_system_theme_follows_a_change_of_the_os_scheme(make_window, qapp):
     qapp.styleHints().colorSchemeChanged.emit(qapp.styleHints().colorScheme())
     assert is_dark(qapp.palette()) == (system == "dark")
     assert w.settings.value("theme") == "system"
+
+
+def test_no_two_actions_share_a_key_and_each_platform_binding_works(make_window):
+    """Qt ignores a key claimed twice (an "ambiguous shortcut"): every key must belong to one action only."""
+    w = make_window()
+    owners: dict[str, list[str]] = {}
+    for action in w.findChildren(QAction):
+        for seq in action.shortcuts():
+            owners.setdefault(seq.toString(), []).append(action.text())
+    shared = {key: names for key, names in owners.items() if len(names) > 1}
+    assert not shared
+    for key in ("Ctrl+Y", "Ctrl+Shift+Z"):
+        assert owners[key] == [w.redo_action.text()]
+    for seq in QKeySequence.keyBindings(QKeySequence.StandardKey.Close):
+        assert owners[seq.toString()] == [w.close_action.text()]
