@@ -157,6 +157,9 @@ class Trainer:
             ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
             self.model = DistributedDataParallel(self.model, device_ids=ids)
         self.loss_fn = loss_fn.to(self.device)
+        # A class index the loss skips (CrossEntropy's ignore_index when set; -100 is PyTorch's "not set").
+        ignore = getattr(loss_fn, "ignore_index", -100)
+        self._ignore = ignore if isinstance(ignore, int) and ignore != -100 else None
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.schedule_per_batch = schedule_per_batch
@@ -387,6 +390,7 @@ class Trainer:
         amp = self._amp_dtype
         on_start, on_end = self._listeners("on_train_batch_start"), self._listeners("on_train_batch_end")
         accum, metric, world, clip, scaler = self._accum, self.metric, self.world, cfg.grad_clip, self._scaler
+        ignore = self._ignore
         per_batch_schedule = self.scheduler if self.schedule_per_batch else None
         on_device = x_all.device.type != "cpu"
         epoch = self.epoch + 1
@@ -448,7 +452,7 @@ class Trainer:
                 opt.step()
             if per_batch_schedule is not None:
                 per_batch_schedule.step()
-            logs = accum.add(out, yb, loss_value, len(xb), metric)  # metrics need no autograd: argmax, comparisons
+            logs = accum.add(out, yb, loss_value, len(xb), metric, ignore)  # no autograd: argmax, comparisons
             self.batch = b + 1
             self.global_step += 1
             dt = time.perf_counter() - t0
@@ -500,7 +504,7 @@ class Trainer:
                 else:
                     out = model(xb)
                     loss = loss_fn(out, yb)
-                logs = acc.add(out, yb, float(loss), len(xb), self.metric)
+                logs = acc.add(out, yb, float(loss), len(xb), self.metric, self._ignore)
                 logs.update(epoch=self.epoch + 1, batch=b + 1)
                 self._call("on_validation_batch_end", logs)
         model.train()
@@ -623,8 +627,9 @@ class _Accum:
         a.seconds = state.get("seconds", 0.0)
         return a
 
-    def add(self, out, y, loss: float, n: int, metric: str) -> dict[str, float]:
-        """Add one batch; returns its own figures (loss, acc or mae)."""
+    def add(self, out, y, loss: float, n: int, metric: str, ignore: int | None = None) -> dict[str, float]:
+        """Add one batch; returns its own figures (loss, acc or mae). Targets equal to `ignore` (the loss's
+        ignore_index, e.g. a padding label) are left out of the accuracy as the loss leaves them out."""
         if n == 0:  # a rank's empty share of a tiny last batch
             return {"loss": 0.0}
         s = self.sums
@@ -643,6 +648,14 @@ class _Accum:
             s["y_sq"] += float((yf * yf).sum())
             logs["mae"] = abs_err / m
         else:
+            if metric == ACCURACY and ignore is not None:
+                valid = y != ignore
+                m = int(valid.sum())
+                correct = float(((out.argmax(1) == y) & valid).sum())
+                s["correct"] += correct
+                s["m"] += m
+                logs["acc"] = correct / m if m else 0.0
+                return logs
             if metric == ACCURACY and out.device.type == "cpu" and out.dim() == 2:
                 # NumPy's argmax and count on a small CPU batch cost half of torch's three dispatches
                 import numpy as np

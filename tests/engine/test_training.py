@@ -400,3 +400,22 @@ def test_the_checkpointed_step_history_reads_back_exactly(tmp_path):
     assert again.history.steps == t.history.steps  # ints stay ints, floats bit for bit
     assert all(isinstance(s["step"], int) and isinstance(s["loss"], float) for s in again.history.steps)
     assert again.history.epochs == t.history.epochs
+
+
+def test_accuracy_leaves_out_the_targets_the_loss_ignores():
+    from engine.training import ACCURACY, _Accum
+    out = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [2.0, 0.0, 0.0]])
+    y = torch.tensor([0, 1, 2, 1])
+    y_pad = torch.tensor([0, 1, 2, 1, 2])  # a fifth, padding target (2 = the ignored label)
+    out_pad = torch.cat([out, torch.tensor([[9.0, 0.0, 0.0]])])
+    plain = _Accum().add(out, y, 0.0, 4, ACCURACY)
+    assert plain["acc"] == 0.75
+    a = _Accum()
+    logs = a.add(out_pad, y_pad, 0.0, 5, ACCURACY, ignore=2)
+    assert logs["acc"] == 2 / 3  # rows 0, 1 and 3 count; both rows with target 2 are left out
+    assert a.epoch_logs("", ACCURACY)["acc"] == 2 / 3
+    # The trainer takes the index from the loss, as CrossEntropyLoss(ignore_index=...) skips it in the loss.
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    assert Trainer(model, torch.nn.CrossEntropyLoss(ignore_index=2), opt)._ignore == 2
+    assert Trainer(model, torch.nn.CrossEntropyLoss(), opt)._ignore is None
