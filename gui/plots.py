@@ -1,0 +1,661 @@
+"""Live training curves: loss, the task's metric and the learning rate against the step, drawn from growing
+NumPy buffers by a ~30 Hz timer (one setData per changed curve per tick) with clip-to-view and peak downsampling,
+so a million-step run pans as smoothly as a short one.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .theme import is_dark
+
+FRAME_MS = 33  # ~30 Hz: fast enough to look live, slow enough that a 1M-point curve costs little
+TRAIN_COLOR = "#3b7dd8"  # blue, the colour of the training figures everywhere
+VAL_COLOR = "#e0702b"    # orange, validation
+LR_COLOR = "#2e9e5b"     # green, the learning rate
+OVERLAY_COLORS = ("#8a56c9", "#17a2a8", "#d0508a", "#d49a1f", "#7d8794", "#1f9ed1")
+METRIC_NAMES = {"acc": "accuracy", "mae": "mean absolute error", "r2": "R²"}
+METRIC_KEYS = ("acc", "mae", "r2")
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+class GrowingBuffer:
+    """A 1-D NumPy array that is appended to in chunks and doubles its storage when full, so n appends cost
+    O(n) copies in all; `view()` is the filled part, a slice of the storage (no copy)."""
+
+    def __init__(self, capacity: int = 1024, dtype: Any = np.float64):
+        self._data = np.empty(max(1, int(capacity)), dtype=dtype)
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def capacity(self) -> int:
+        return len(self._data)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    def append(self, values: Any) -> None:
+        """Add one value or a whole array of values at the end."""
+        chunk = np.asarray(values, dtype=self._data.dtype).reshape(-1)
+        end = self._size + len(chunk)
+        if end > len(self._data):
+            capacity = len(self._data)
+            while capacity < end:
+                capacity *= 2
+            grown = np.empty(capacity, dtype=self._data.dtype)
+            grown[:self._size] = self._data[:self._size]
+            self._data = grown
+        self._data[self._size:end] = chunk
+        self._size = end
+
+    def view(self) -> np.ndarray:
+        return self._data[:self._size]
+
+    def last(self, default: float | None = None) -> Any:
+        return self._data[self._size - 1] if self._size else default
+
+    def clear(self) -> None:
+        """Forget the values but keep the storage (a new run usually grows as far as the last)."""
+        self._size = 0
+
+
+def ema(values: Any, alpha: float, initial: float | None = None) -> np.ndarray:
+    """The exponential moving average y[t] = alpha·y[t−1] + (1−alpha)·x[t], starting from `initial` (the first
+    value when None), vectorised: within a block y[t] = a^(t+1)·y0 + (1−a)·a^t·Σ x[k]·a^(−k), with blocks short
+    enough that a^(−k) stays far from overflow. Non-finite values pass through unsmoothed and do not poison the
+    average that follows them."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if alpha <= 0.0 or len(x) == 0:
+        return x.copy()
+    finite = np.isfinite(x)
+    if not finite.all():
+        out = x.copy()
+        out[finite] = ema(x[finite], alpha, initial)
+        return out
+    alpha = min(float(alpha), 0.999999)
+    out = np.empty_like(x)
+    prev = float(x[0]) if initial is None or not math.isfinite(initial) else float(initial)
+    block = max(1, int(300.0 / -math.log(alpha)))  # a^-block ≤ e^300: room for values up to ~1e170
+    powers = alpha ** np.arange(min(block, len(x)), dtype=np.float64)
+    for start in range(0, len(x), block):
+        seg = x[start:start + block]
+        p = powers[:len(seg)]
+        acc = np.cumsum(seg / p)
+        y = alpha * p * prev + (1.0 - alpha) * p * acc
+        out[start:start + len(seg)] = y
+        prev = y[-1]
+    return out
+
+
+class _Series:
+    """One growing (x, y) pair, with an EMA-smoothed copy of y brought up to date on demand (incrementally,
+    so a new chunk costs its own length, not the run's)."""
+
+    def __init__(self, capacity: int = 1024):
+        self.x = GrowingBuffer(capacity)
+        self.y = GrowingBuffer(capacity)
+        self.version = 0
+        self.finite = True    # no NaN or inf so far: the curve may skip its finite check
+        self.positive = True  # all > 0 so far: safe on a log axis
+        self._smooth = GrowingBuffer(capacity)
+        self._smooth_alpha = -1.0
+        self._smooth_last: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def append(self, x: Any, y: Any) -> None:
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if not len(y):
+            return
+        self.x.append(x)
+        self.y.append(y)
+        if self.finite and not np.isfinite(y).all():
+            self.finite = False
+        if self.positive and not (y > 0).all():
+            self.positive = False
+        self.version += 1
+
+    def clear(self) -> None:
+        self.x.clear()
+        self.y.clear()
+        self._smooth.clear()
+        self._smooth_last = None
+        self.finite = self.positive = True
+        self.version += 1
+
+    def smoothed(self, alpha: float) -> np.ndarray:
+        """y smoothed with `alpha` (y itself when alpha is 0)."""
+        if alpha <= 0.0:
+            return self.y.view()
+        if alpha != self._smooth_alpha:
+            self._smooth.clear()
+            self._smooth_alpha, self._smooth_last = alpha, None
+        done, total = len(self._smooth), len(self.y)
+        if done < total:
+            tail = ema(self.y.view()[done:], alpha, self._smooth_last)
+            self._smooth.append(tail)
+            finite = tail[np.isfinite(tail)]
+            if len(finite):
+                self._smooth_last = float(finite[-1])
+        return self._smooth.view()
+
+
+class _Curve:
+    """A plot item bound to a series: `source()` gives (series, smoothing) and the flush draws it once when the
+    series (or the way it is shown) changed since the last draw."""
+
+    def __init__(self, item: pg.PlotDataItem, log_axis: bool = False):
+        self.item = item
+        self.log_axis = log_axis
+        self.series: _Series | None = None
+        self.alpha = 0.0
+        self.shown: tuple = ()
+        self.fast: bool | None = None
+        self.plot: pg.PlotItem | None = None  # set for overlay curves, which come and go
+
+    def bind(self, series: _Series | None, alpha: float = 0.0) -> None:
+        self.series, self.alpha = series, alpha
+
+    def flush(self, log: bool) -> bool:
+        """setData once if anything changed; True when it drew."""
+        s = self.series
+        key = (id(s), s.version if s is not None else -1, self.alpha, log and self.log_axis)
+        if key == self.shown:
+            return False
+        self.shown = key
+        if s is None or not len(s):
+            self.item.setData([], [])
+            return True
+        fast = s.finite and (s.positive or not (log and self.log_axis))
+        y = s.smoothed(self.alpha)
+        if fast != self.fast:
+            # 'all' + skipFiniteCheck saves a pass over the data; a NaN (or log of ≤ 0) needs the careful path
+            self.fast = fast
+            self.item.setData(s.x.view(), y, connect="all" if fast else "finite", skipFiniteCheck=fast)
+        else:
+            self.item.setData(s.x.view(), y)
+        return True
+
+
+def _mix(a: QColor, b: QColor, t: float) -> QColor:
+    return QColor(round(a.red() + (b.red() - a.red()) * t), round(a.green() + (b.green() - a.green()) * t),
+                  round(a.blue() + (b.blue() - a.blue()) * t))
+
+
+def _alpha(color: str, alpha: int) -> QColor:
+    c = QColor(color)
+    c.setAlpha(alpha)
+    return c
+
+
+def style_plot(plot: pg.PlotItem, palette: QPalette, title: str | None = None) -> None:
+    """Axes, grid, title and legend of a plot in the palette's colours (shared with the other live views)."""
+    text = palette.color(QPalette.ColorRole.Text)
+    muted = _mix(text, palette.color(QPalette.ColorRole.Base), 0.35)
+    for name in ("left", "bottom", "right", "top"):
+        axis = plot.getAxis(name)
+        axis.setPen(pg.mkPen(muted))
+        axis.setTextPen(pg.mkPen(muted))
+    if title is not None:
+        plot.setTitle(title, color=text.name(), size="10pt")
+    legend = plot.legend
+    if legend is not None:
+        base = QColor(palette.color(QPalette.ColorRole.Base))
+        base.setAlpha(200)
+        legend.setBrush(pg.mkBrush(base))
+        legend.setPen(pg.mkPen(_mix(text, palette.color(QPalette.ColorRole.Base), 0.8)))
+        legend.setLabelTextColor(text)
+        for _sample, label in legend.items:
+            label.setText(label.text, color=text)
+
+
+def plot_background(palette: QPalette) -> QColor:
+    return palette.color(QPalette.ColorRole.Base)
+
+
+# ---- the widget ---------------------------------------------------------------------------------------------
+class TrainingPlots(QWidget):
+    """Loss (per step, per epoch, validation), the metric (accuracy, MAE or R²) and the learning rate beneath,
+    all against the step. Data arrive as plain dicts of NumPy arrays (`add_steps`) and floats (`add_epoch`);
+    drawing happens on a timer, never per call. Past runs can be overlaid (dashed) for comparison."""
+
+    smoothing_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._info: dict[str, Any] = {}
+        self._alpha = 0.0
+        self._log = False
+        self._metric = "acc"
+        self._last_step: float | None = None
+        self._epoch_logs: list[dict[str, float]] = []
+        self._steps: dict[str, _Series] = {k: _Series(4096) for k in ("loss", "lr", *METRIC_KEYS)}
+        self._epochs: dict[str, _Series] = {}
+        self._overlays: list[dict[str, Any]] = []
+        self.updates = 0       # timer ticks that drew something (tests and the bench read it)
+        self.set_data_calls = 0
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(FRAME_MS)
+        self._timer.timeout.connect(self._on_frame)
+
+        self._build_controls()
+        self._build_plots()
+        self._apply_palette()
+        self.start_run({})
+
+    # ---- construction ----------------------------------------------------------------------------------------
+    def _build_controls(self) -> None:
+        bar = QHBoxLayout()
+        bar.setContentsMargins(8, 4, 8, 0)
+        bar.setSpacing(8)
+        smoothing = QLabel("Smoothing")
+        smoothing.setToolTip("exponential moving average of the per-step curves (display only; 0 = raw)")
+        self.smoothing_slider = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing_slider.setRange(0, 99)
+        self.smoothing_slider.setFixedWidth(120)
+        self.smoothing_slider.setToolTip(smoothing.toolTip())
+        self.smoothing_spin = QDoubleSpinBox()
+        self.smoothing_spin.setRange(0.0, 0.99)
+        self.smoothing_spin.setSingleStep(0.05)
+        self.smoothing_spin.setDecimals(2)
+        self.smoothing_spin.setToolTip(smoothing.toolTip())
+        self.smoothing_slider.valueChanged.connect(self._on_slider_moved)
+        self.smoothing_spin.valueChanged.connect(self.set_smoothing)
+        self.log_check = QCheckBox("Log loss")
+        self.log_check.setToolTip("logarithmic loss axis: late, small improvements stay visible")
+        self.log_check.toggled.connect(self.set_log_scale)
+        self.metric_combo = QComboBox()
+        self.metric_combo.setToolTip("the figure shown in the right-hand plot")
+        self.metric_combo.currentIndexChanged.connect(self._on_metric_chosen)
+        self.status_label = QLabel("")
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for w in (smoothing, self.smoothing_slider, self.smoothing_spin, self.log_check, self.metric_combo):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(self.status_label)
+        self._bar = bar
+
+    def _new_curve(self, plot: pg.PlotItem, name: str | None, pen: Any, log_axis: bool = False,
+                   symbol: bool = False, many: bool = False) -> _Curve:
+        kwargs: dict[str, Any] = {"pen": pen, "name": name}
+        if symbol:
+            kwargs.update(symbol="o", symbolSize=6, symbolBrush=pen.color(), antialias=True)
+        item = pg.PlotDataItem(**kwargs)
+        if many:  # per-step curves: millions of points, drawn thin and reduced to the pixels in view
+            item.setClipToView(True)
+            item.setDownsampling(auto=True, method="peak")
+            item.setSkipFiniteCheck(True)
+        plot.addItem(item)
+        return _Curve(item, log_axis)
+
+    def _build_plots(self) -> None:
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.ci.setContentsMargins(4, 4, 8, 4)
+        self.graphics.ci.setSpacing(6)
+        self.loss_plot = self.graphics.addPlot(row=0, col=0)
+        self.metric_plot = self.graphics.addPlot(row=0, col=1, rowspan=2)
+        self.lr_plot = self.graphics.addPlot(row=1, col=0)
+        self.lr_plot.setMaximumHeight(120)
+        self.lr_plot.setMinimumHeight(80)
+        self.graphics.ci.layout.setRowStretchFactor(0, 4)
+        self.graphics.ci.layout.setRowStretchFactor(1, 1)
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
+            plot.showGrid(x=True, y=True, alpha=0.18)
+            plot.getAxis("left").setWidth(52)
+            plot.setMenuEnabled(False)
+            plot.getViewBox().setAutoVisible(y=True)
+        self.metric_plot.setXLink(self.loss_plot)
+        self.lr_plot.setXLink(self.loss_plot)
+        self.lr_plot.setLabel("bottom", "step")
+        self.metric_plot.setLabel("bottom", "step")
+        self.lr_plot.setLabel("left", "lr")
+        # one legend: the colours mean the same in both plots, and a rising accuracy would run under a second
+        self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="8pt", verSpacing=-6)
+
+        step_pen = pg.mkPen(_alpha(TRAIN_COLOR, 120), width=1)
+        shadow_pen = pg.mkPen(_alpha(TRAIN_COLOR, 45), width=1)
+        train_pen = pg.mkPen(TRAIN_COLOR, width=2)
+        val_pen = pg.mkPen(VAL_COLOR, width=2)
+        self._loss_shadow = self._new_curve(self.loss_plot, None, shadow_pen, log_axis=True, many=True)
+        self._loss_step = self._new_curve(self.loss_plot, "train (per step)", step_pen, log_axis=True, many=True)
+        self._loss_train = self._new_curve(self.loss_plot, "train", train_pen, log_axis=True, symbol=True)
+        self._loss_val = self._new_curve(self.loss_plot, "validation", val_pen, log_axis=True, symbol=True)
+        self._metric_shadow = self._new_curve(self.metric_plot, None, shadow_pen, many=True)
+        self._metric_step = self._new_curve(self.metric_plot, None, step_pen, many=True)
+        self._metric_train = self._new_curve(self.metric_plot, None, train_pen, symbol=True)
+        self._metric_val = self._new_curve(self.metric_plot, None, val_pen, symbol=True)
+        self._lr = self._new_curve(self.lr_plot, None, pg.mkPen(LR_COLOR, width=1.5), many=True)
+        self._curves = [self._loss_shadow, self._loss_step, self._loss_train, self._loss_val, self._metric_shadow,
+                        self._metric_step, self._metric_train, self._metric_val, self._lr]
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(self._bar)
+        layout.addWidget(self.graphics, 1)
+
+    # ---- public API -----------------------------------------------------------------------------------------
+    def start_run(self, info: dict[str, Any]) -> None:
+        """Forget the last run's curves (overlays stay). `info`: "metric" ("acc"/"accuracy"/"binary_*" or
+        "mae"/"regression"), "total_steps", "steps_per_epoch"."""
+        self._info = dict(info)
+        metric = str(info.get("metric", "acc"))
+        self._metric = {"regression": "mae", "mae": "mae", "r2": "r2"}.get(metric, "acc")
+        self._last_step = None
+        self._epoch_logs = []
+        for s in self._steps.values():
+            s.clear()
+        self._epochs = {}
+        self._refresh_metric_combo()
+        self._rebind()
+        self._rebuild_overlays()
+        self._update_status()
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
+            plot.enableAutoRange()
+        self.flush()
+
+    def add_steps(self, steps: dict[str, Any]) -> None:
+        """Append a chunk of per-step figures: columnar arrays under "step", "loss", "acc" or "mae", "lr"."""
+        x = np.asarray(steps.get("step", ()), dtype=np.float64).reshape(-1)
+        if not len(x):
+            return
+        for key, series in self._steps.items():
+            values = steps.get(key)
+            if values is not None:
+                y = np.asarray(values, dtype=np.float64).reshape(-1)
+                if len(y) == len(x):
+                    series.append(x, y)
+        self._last_step = float(x[-1])
+        if any(len(self._steps[k]) and not self._known_metric(k) for k in METRIC_KEYS):
+            self._refresh_metric_combo()
+        self._schedule()
+
+    def add_epoch(self, logs: dict[str, Any]) -> None:
+        """Append one epoch's figures (loss, acc/mae/r2, their val_ versions, lr, time), drawn at the epoch's last
+        step ("step" in the dict, else the last step seen, else epoch × steps per epoch)."""
+        logs = {k: v for k, v in logs.items() if isinstance(v, (int, float, np.number))}
+        self._epoch_logs.append(logs)
+        x = self._epoch_x(logs, self._last_step, self._info.get("steps_per_epoch"))
+        new_key = False
+        for key, value in logs.items():
+            if key in ("epoch", "step", "time"):
+                continue
+            series = self._epochs.get(key)
+            if series is None:
+                series = self._epochs[key] = _Series(64)
+                new_key = True
+            series.append([x], [float(value)])
+        if new_key:
+            self._rebind()
+        self._refresh_metric_combo()
+        self._update_status()
+        self._schedule()
+
+    def add_overlay(self, name: str, history: dict[str, Any]) -> None:
+        """Draw a past run's epoch curves (history = {"epochs": [epoch dicts]}) dashed in a colour of its own."""
+        color = OVERLAY_COLORS[len(self._overlays) % len(OVERLAY_COLORS)]
+        overlay = {"name": name, "epochs": [dict(e) for e in history.get("epochs", [])], "color": color,
+                   "steps_per_epoch": history.get("steps_per_epoch"), "items": []}
+        self._overlays.append(overlay)
+        self._draw_overlay(overlay)
+        self._schedule()
+
+    def clear_overlays(self) -> None:
+        for overlay in self._overlays:
+            self._remove_overlay_items(overlay)
+        self._overlays = []
+
+    def overlay_names(self) -> list[str]:
+        return [o["name"] for o in self._overlays]
+
+    def set_smoothing(self, alpha: float) -> None:
+        """EMA weight of the per-step curves on screen, 0 (raw) to 0.99; the stored values never change."""
+        alpha = min(0.99, max(0.0, round(float(alpha), 4)))
+        if alpha == self._alpha:
+            return
+        self._alpha = alpha
+        for w, v in ((self.smoothing_spin, alpha), (self.smoothing_slider, round(alpha * 100))):
+            w.blockSignals(True)
+            w.setValue(v)
+            w.blockSignals(False)
+        self._rebind()
+        self._style_step_curves()
+        self.smoothing_changed.emit(alpha)
+        self._schedule()
+
+    def smoothing(self) -> float:
+        return self._alpha
+
+    def set_log_scale(self, on: bool) -> None:
+        """Logarithmic loss axis."""
+        on = bool(on)
+        if on == self._log:
+            return
+        self._log = on
+        self.log_check.blockSignals(True)
+        self.log_check.setChecked(on)
+        self.log_check.blockSignals(False)
+        self.loss_plot.setLogMode(False, on)
+        self._schedule()
+
+    def log_scale(self) -> bool:
+        return self._log
+
+    def set_metric(self, key: str) -> None:
+        """Show "acc", "mae" or "r2" in the metric plot."""
+        index = self.metric_combo.findData(key)
+        if index >= 0:
+            self.metric_combo.setCurrentIndex(index)
+        else:
+            self._metric = key
+            self._rebind()
+            self._schedule()
+
+    def current_metric(self) -> str:
+        return self._metric
+
+    def raw_steps(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """The stored per-step (x, y) of "loss", "acc", "mae" or "lr" (views, not copies)."""
+        s = self._steps[key]
+        return s.x.view(), s.y.view()
+
+    def epoch_series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        s = self._epochs.get(key)
+        return (s.x.view(), s.y.view()) if s is not None else (np.empty(0), np.empty(0))
+
+    def curves(self) -> dict[str, pg.PlotDataItem]:
+        """The plot items by role (tests and the bench look at them)."""
+        names = ("loss_shadow", "loss_step", "loss_train", "loss_val", "metric_shadow", "metric_step",
+                 "metric_train", "metric_val", "lr")
+        return dict(zip(names, (c.item for c in self._curves)))
+
+    def flush(self) -> int:
+        """Draw every curve whose data changed, at once (the timer does this ~30 times a second); returns how
+        many setData calls it made."""
+        self._timer.stop()
+        drawn = sum(curve.flush(self._log) for curve in self._curves)
+        for overlay in self._overlays:
+            drawn += sum(curve.flush(self._log) for curve in overlay["items"])
+        if drawn:
+            self.updates += 1
+            self.set_data_calls += drawn
+        return drawn
+
+    # ---- internals ------------------------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _on_frame(self) -> None:
+        self.flush()
+
+    def _on_slider_moved(self, value: int) -> None:
+        self.set_smoothing(value / 100.0)
+
+    def _on_metric_chosen(self, index: int) -> None:
+        key = self.metric_combo.itemData(index)
+        if key and key != self._metric:
+            self._metric = key
+            self._rebind()
+            self._rebuild_overlays()
+            self._update_status()
+            self._schedule()
+
+    def _known_metric(self, key: str) -> bool:
+        return self.metric_combo.findData(key) >= 0
+
+    def _refresh_metric_combo(self) -> None:
+        keys = [k for k in METRIC_KEYS if len(self._steps[k]) or k in self._epochs]
+        if not keys:
+            keys = [self._metric]
+        if self._metric not in keys:
+            self._metric = keys[0]
+        current = [self.metric_combo.itemData(i) for i in range(self.metric_combo.count())]
+        if current != keys:
+            self.metric_combo.blockSignals(True)
+            self.metric_combo.clear()
+            for k in keys:
+                self.metric_combo.addItem(METRIC_NAMES[k], k)
+            self.metric_combo.blockSignals(False)
+            self._rebind()
+        self.metric_combo.setCurrentIndex(keys.index(self._metric))
+        self.metric_combo.setVisible(len(keys) > 1)
+
+    def _rebind(self) -> None:
+        """Point each curve at the series it shows now (after a new run, metric or smoothing)."""
+        a, m = self._alpha, self._metric
+        raw_shadow = a > 0
+        self._loss_shadow.bind(self._steps["loss"] if raw_shadow else None)
+        self._loss_step.bind(self._steps["loss"], a)
+        self._loss_train.bind(self._epochs.get("loss"))
+        self._loss_val.bind(self._epochs.get("val_loss"))
+        step_metric = self._steps.get(m)
+        self._metric_shadow.bind(step_metric if raw_shadow else None)
+        self._metric_step.bind(step_metric, a)
+        self._metric_train.bind(self._epochs.get(m))
+        self._metric_val.bind(self._epochs.get(f"val_{m}"))
+        self._lr.bind(self._steps["lr"] if len(self._steps["lr"]) or "lr" not in self._epochs
+                      else self._epochs["lr"])
+        self.metric_plot.setTitle(METRIC_NAMES.get(m, m), color=self.palette().color(QPalette.ColorRole.Text).name(),
+                                  size="10pt")
+
+    @staticmethod
+    def _epoch_x(logs: dict[str, float], last_step: float | None, steps_per_epoch: Any) -> float:
+        if "step" in logs:
+            return float(logs["step"])
+        if last_step is not None:
+            return last_step
+        return float(logs.get("epoch", 0)) * float(steps_per_epoch or 1)
+
+    def _draw_overlay(self, overlay: dict[str, Any]) -> None:
+        spe = overlay["steps_per_epoch"] or self._info.get("steps_per_epoch")
+        color, name, m = overlay["color"], overlay["name"], self._metric
+        items = []
+        for plot, key, log_axis in ((self.loss_plot, "loss", True), (self.metric_plot, m, False)):
+            for prefix, style, label in (("", Qt.PenStyle.DashLine, "train"), ("val_", Qt.PenStyle.DotLine, "val")):
+                rows = [e for e in overlay["epochs"] if isinstance(e.get(prefix + key), (int, float))]
+                if not rows:
+                    continue
+                series = _Series(max(1, len(rows)))
+                series.append([self._epoch_x(e, None, spe) for e in rows], [e[prefix + key] for e in rows])
+                pen = pg.mkPen(color, width=1.6, style=style)
+                legend = f"{name} · {label}" if plot is self.loss_plot else None
+                curve = self._new_curve(plot, legend, pen, log_axis=log_axis)
+                curve.bind(series)
+                curve.plot = plot
+                items.append(curve)
+        overlay["items"] = items
+
+    def _remove_overlay_items(self, overlay: dict[str, Any]) -> None:
+        for curve in overlay["items"]:
+            curve.plot.removeItem(curve.item)
+        overlay["items"] = []
+
+    def _rebuild_overlays(self) -> None:
+        for overlay in self._overlays:
+            self._remove_overlay_items(overlay)
+            self._draw_overlay(overlay)
+
+    def _update_status(self) -> None:
+        parts = []
+        total_epochs = self._info.get("epochs")
+        if not total_epochs and self._info.get("total_steps") and self._info.get("steps_per_epoch"):
+            total_epochs = round(self._info["total_steps"] / self._info["steps_per_epoch"])
+        if self._epoch_logs:
+            last = self._epoch_logs[-1]
+            epoch = int(last.get("epoch", len(self._epoch_logs)))
+            parts.append(f"epoch {epoch}" + (f" / {int(total_epochs)}" if total_epochs else ""))
+            for key in ("loss", "val_loss"):
+                if key in last:
+                    parts.append(f"{key.replace('_', ' ')} {last[key]:.4g}")
+            m = self._metric
+            best_key = f"val_{m}" if any(f"val_{m}" in e for e in self._epoch_logs) else m
+            values = [(e[best_key], int(e.get("epoch", i + 1))) for i, e in enumerate(self._epoch_logs)
+                      if best_key in e and math.isfinite(e[best_key])]
+            if values:
+                best = (min if m == "mae" else max)(values)
+                label = best_key.replace("_", " ")
+                parts.append(f"best {label} {_fmt_metric(m, best[0])} (epoch {best[1]})")
+        self.status_label.setText("  ·  ".join(parts))
+
+    def _apply_palette(self) -> None:
+        palette = self.palette()
+        self.graphics.setBackground(plot_background(palette))
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
+            style_plot(plot, palette)
+        text = palette.color(QPalette.ColorRole.Text).name()
+        self.loss_plot.setTitle("loss", color=text, size="10pt")
+        self.metric_plot.setTitle(METRIC_NAMES.get(self._metric, self._metric), color=text, size="10pt")
+        # epoch markers get a ring of the background so that they stand out on the per-step cloud
+        ring = pg.mkPen(plot_background(palette), width=1.2)
+        for curve in (self._loss_train, self._loss_val, self._metric_train, self._metric_val):
+            curve.item.setSymbolPen(ring)
+        self._style_step_curves()
+        muted = _mix(palette.color(QPalette.ColorRole.WindowText), palette.color(QPalette.ColorRole.Window), 0.38)
+        self.status_label.setStyleSheet(f"color: {muted.name()}")
+
+    def _style_step_curves(self) -> None:
+        """Raw per-step curves are thin and light; once smoothed, the average is drawn firmer over a faint
+        shadow of the raw values."""
+        dark = is_dark(self.palette())
+        if self._alpha > 0:
+            pen = pg.mkPen(_alpha(TRAIN_COLOR, 210 if dark else 190), width=1.2)
+        else:
+            pen = pg.mkPen(_alpha(TRAIN_COLOR, 150 if dark else 120), width=1)
+        shadow = pg.mkPen(_alpha(TRAIN_COLOR, 55 if dark else 45), width=1)
+        for curve in (self._loss_step, self._metric_step):
+            curve.item.setPen(pen)
+        for curve in (self._loss_shadow, self._metric_shadow):
+            curve.item.setPen(shadow)
+
+    # ---- Qt overrides ---------------------------------------------------------------------------------------
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "graphics"):
+            self._apply_palette()
+
+
+def _fmt_metric(key: str, value: float) -> str:
+    return f"{value * 100:.1f} %" if key == "acc" else f"{value:.4g}"
