@@ -3,7 +3,6 @@ several processes through PyTorch's own launcher (torchrun)."""
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import os
@@ -17,6 +16,7 @@ from typing import Any
 from .callbacks import Callback
 from .errors import LayerLoomError, ProjectError
 from .project import load_project
+from .runs import BestWeights, run_settings, save_run, save_weights, write_history  # noqa: F401  (re-exported)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_FILE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -73,50 +73,6 @@ class ProgressPrinter(Callback):
                 f"({logs.get('time', 0):.1f} s, ETA {_fmt_time(trainer.eta_seconds)})")
         self.stream.write(prefix + line.ljust(100 if self.tty else 0) + "\n")
         self.stream.flush()
-
-
-class BestWeights(Callback):
-    """Keeps best.safetensors in the output folder: the weights of the epoch with the best monitored figure."""
-
-    def __init__(self, folder: Path, monitor: str = "val_loss"):
-        self.folder, self.monitor = folder, monitor
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-
-    def on_fit_start(self, trainer, logs):
-        for epoch_logs in trainer.history.epochs:  # after a resume, the best so far is in the history
-            self._consider(trainer, epoch_logs, save=False)
-
-    def on_train_epoch_end(self, trainer, logs):
-        self._consider(trainer, logs, save=True)
-
-    def _consider(self, trainer, logs, save: bool) -> None:
-        value = logs.get(self.monitor, logs.get(self.monitor.removeprefix("val_")))
-        if value is None or value != value:
-            return
-        if self.best is None or value < self.best:
-            self.best, self.best_epoch = value, int(logs["epoch"])
-            if save:
-                save_weights(trainer.module, self.folder / "best.safetensors")
-
-
-def save_weights(module, path: Path) -> None:
-    from safetensors.torch import save_file
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
-
-
-def write_history(folder: Path, history: dict[str, list[dict[str, float]]]) -> None:
-    (folder / "history.json").write_text(json.dumps(history, indent=1))
-    for name, rows in (("history.csv", history.get("epochs", [])), ("steps.csv", history.get("steps", []))):
-        keys: list[str] = []
-        for row in rows:
-            keys += [k for k in row if k not in keys]
-        with open(folder / name, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
 
 
 def _relaunch_with_torchrun(args: argparse.Namespace, out: Path) -> int:
@@ -250,13 +206,11 @@ def _train(args, project, base_dir: Path, out: Path, rank: int, world: int) -> i
     finally:
         signal.signal(signal.SIGINT, previous)
     if rank == 0:
-        write_history(out, result.history)
-        save_weights(trainer.module, out / "final.safetensors")
-        (out / "run.json").write_text(json.dumps({
+        save_run(out, run_settings(project, overrides), result.history, trainer.module, result={
             "project": project.name, "status": str(result.status), "message": result.message,
             "epochs_done": result.epochs_done, "steps_done": result.steps_done, "world_size": world,
             "config": {k: v for k, v in vars(cfg).items()}, "notes": result.notes,
-            "data": bundle.name, "last_epoch": (result.history.get("epochs") or [{}])[-1]}, indent=1, default=str))
+            "data": bundle.name, "last_epoch": (result.history.get("epochs") or [{}])[-1]})
         for note in result.notes:
             _say(f"note: {note}")
     last = (result.history.get("epochs") or [{}])[-1]
