@@ -116,6 +116,7 @@ class _Series:
         self.version = 0
         self.finite = True    # no NaN or inf so far: the curve may skip its finite check
         self.positive = True  # all > 0 so far: safe on a log axis
+        self.lo, self.hi = math.inf, -math.inf  # over the finite values, kept per chunk
         self._smooth = GrowingBuffer(capacity)
         self._smooth_alpha = -1.0
         self._smooth_last: float | None = None
@@ -133,6 +134,9 @@ class _Series:
             self.finite = False
         if self.positive and not (y > 0).all():
             self.positive = False
+        finite = y if self.finite else y[np.isfinite(y)]
+        if len(finite):
+            self.lo, self.hi = min(self.lo, float(finite.min())), max(self.hi, float(finite.max()))
         self.version += 1
 
     def clear(self) -> None:
@@ -141,6 +145,7 @@ class _Series:
         self._smooth.clear()
         self._smooth_last = None
         self.finite = self.positive = True
+        self.lo, self.hi = math.inf, -math.inf
         self.version += 1
 
     def smoothed(self, alpha: float) -> np.ndarray:
@@ -330,7 +335,8 @@ class TrainingPlots(QWidget):
         self.lr_plot.setXLink(self.loss_plot)
         self.lr_plot.setLabel("bottom", "step")
         self.metric_plot.setLabel("bottom", "step")
-        self.lr_plot.setLabel("left", "lr")
+        self.lr_plot.setLabel("left", "learning rate")
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)
         # one legend: the colours mean the same in both plots, and a rising accuracy would run under a second
         self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="8pt", verSpacing=-6)
 
@@ -495,7 +501,10 @@ class TrainingPlots(QWidget):
         """Draw every curve whose data changed, at once (the timer does this ~30 times a second); returns how
         many setData calls it made."""
         self._timer.stop()
+        lr_version = self._lr.shown
         drawn = sum(curve.flush(self._log) for curve in self._curves)
+        if self._lr.shown != lr_version:
+            self._fit_lr_axis()
         for overlay in self._overlays:
             drawn += sum(curve.flush(self._log) for curve in overlay["items"])
         if drawn:
@@ -504,6 +513,18 @@ class TrainingPlots(QWidget):
         return drawn
 
     # ---- internals ------------------------------------------------------------------------------------------
+    def _fit_lr_axis(self) -> None:
+        """A constant learning rate would leave pyqtgraph a zero-height range (and a silly axis): frame it."""
+        s = self._lr.series
+        if s is None or not len(s) or s.hi < s.lo:
+            return
+        lo, hi = s.lo, s.hi
+        if hi - lo <= 1e-12 * max(abs(hi), 1e-30):
+            self.lr_plot.enableAutoRange(y=False)
+            self.lr_plot.setYRange(0.0, 1.5 * hi if hi > 0 else 1.0, padding=0)
+        else:
+            self.lr_plot.enableAutoRange(y=True)
+
     def _schedule(self) -> None:
         if not self._timer.isActive():
             self._timer.start()
@@ -639,12 +660,15 @@ class TrainingPlots(QWidget):
     def _style_step_curves(self) -> None:
         """Raw per-step curves are thin and light; once smoothed, the average is drawn firmer over a faint
         shadow of the raw values."""
-        dark = is_dark(self.palette())
+        # opaque colours mixed with the background: a translucent pen darkens every joint of a dense curve
+        palette = self.palette()
+        bg, train = plot_background(palette), QColor(TRAIN_COLOR)
+        dark = is_dark(palette)
         if self._alpha > 0:
-            pen = pg.mkPen(_alpha(TRAIN_COLOR, 210 if dark else 190), width=1.2)
+            pen = pg.mkPen(_mix(train, bg, 0.2 if dark else 0.25), width=1.2)
         else:
-            pen = pg.mkPen(_alpha(TRAIN_COLOR, 150 if dark else 120), width=1)
-        shadow = pg.mkPen(_alpha(TRAIN_COLOR, 55 if dark else 45), width=1)
+            pen = pg.mkPen(_mix(train, bg, 0.4 if dark else 0.5), width=1)
+        shadow = pg.mkPen(_mix(train, bg, 0.75 if dark else 0.8), width=1)
         for curve in (self._loss_step, self._metric_step):
             curve.item.setPen(pen)
         for curve in (self._loss_shadow, self._metric_shadow):
