@@ -1,7 +1,7 @@
 """Undo commands: one small QUndoCommand per edit, whose redo/undo call only the engine's graph and project.
 
-Compound edits (delete a selection, paste, tidy) are a parent command with child commands, so Qt runs the
-children in order on redo and in reverse on undo. Commands never touch the canvas: it mirrors the graph.
+Compound edits (delete a selection, paste, add-and-connect) are a MacroCommand that runs its children in order on
+redo and in reverse on undo. Commands never touch the canvas: it mirrors the graph.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import math
 
-from PySide6.QtCore import QEvent, QMimeData, QObject, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QMimeData, QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QDrag,
@@ -492,7 +492,8 @@ class PaletteWidget(QWidget):
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange:  # light ↔ dark: re-colour the text and the search glyph
             self._search_action.setIcon(search_icon(self._muted_color()))
-            self._show_info(self.current_layer())
+            # Children learn the new palette after this event: redraw once they have it.
+            QTimer.singleShot(0, lambda: self._show_info(self.current_layer()))
             # A widget with a style sheet keeps the palette it was polished with: polish it again.
             sheet = self.tree.styleSheet()
             self.tree.setStyleSheet("")

@@ -235,6 +235,7 @@ class SummaryWidget(QWidget):
         if self._doc is not None:
             self._doc.analyzed.disconnect(self._on_analyzed)
         self._doc = doc
+        self._fitted = False  # another project: its names may be longer, fit the columns again
         if doc is not None:
             doc.analyzed.connect(self._on_analyzed)
         self.set_analysis(doc.analysis if doc is not None else None)
