@@ -714,7 +714,7 @@ class HistogramsView(_LiveView):
                 for c in range(len(self.COLUMNS)):
                     item = QTableWidgetItem()
                     if c >= 2:
-                        item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     self.table.setItem(r, c, item)
         for r, (layer, kind, w, g) in enumerate(rows):
             ratio = g / w if w and np.isfinite(w) and np.isfinite(g) else np.nan

@@ -308,11 +308,12 @@ class TrainingPlots(QWidget):
         if symbol:
             kwargs.update(symbol="o", symbolSize=6, symbolBrush=pen.color(), antialias=True)
         item = pg.PlotDataItem(**kwargs)
+        plot.addItem(item)
         if many:  # per-step curves: millions of points, drawn thin and reduced to the pixels in view
+            # (after addItem, which hands every item the plot's own clip and downsampling settings)
             item.setClipToView(True)
             item.setDownsampling(auto=True, method="peak")
             item.setSkipFiniteCheck(True)
-        plot.addItem(item)
         return _Curve(item, log_axis)
 
     def _build_plots(self) -> None:
