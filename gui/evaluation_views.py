@@ -18,7 +18,6 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalett
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QScrollArea,
@@ -297,7 +296,7 @@ class SampleTable(QTableWidget):
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(QFontMetrics(self.font()).height() + 8)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.horizontalHeader().setStretchLastSection(True)
+        self.horizontalHeader().setStretchLastSection(False)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -315,7 +314,7 @@ class SampleTable(QTableWidget):
             for c, value in enumerate(row):
                 item = QTableWidgetItem(_cell_text(value))
                 item.setData(INDEX_ROLE, idx[r])
-                if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+                if _numeric(value):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if marks is not None and marks[r] and c == 0:
                     item.setForeground(QColor(marks[r]))
@@ -334,6 +333,21 @@ class SampleTable(QTableWidget):
         item = self.item(row, 0)
         if item is not None:
             self.sample_clicked.emit(int(item.data(INDEX_ROLE)))
+
+
+def _numeric(value: Any) -> bool:
+    """Numbers (and numbers already written as text, like "0.25, 1.5") line up on the right."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float, np.number)):
+        return True
+    if isinstance(value, str) and value:
+        try:
+            [float(v) for v in value.replace("%", "").split(",")]
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 def _cell_text(value: Any) -> str:
@@ -428,6 +442,21 @@ def _as_int_labels(a: Any, n: int) -> np.ndarray:
     return np.rint(arr.reshape(n, -1)[:, 0].astype(np.float64)).astype(np.int64)
 
 
+def images_of(result: dict[str, Any], values: Any = None) -> np.ndarray | None:
+    """The result's inputs (or `values` shaped like them) as images (N, C, H, W), also when the network saw them
+    flattened (image_shape says how to fold them back); None for data that is no image."""
+    x = result.get("x") if values is None else values
+    if x is None:
+        return None
+    x = np.asarray(x)
+    if result.get("is_image") and x.ndim == 4:
+        return x
+    shape = result.get("image_shape")
+    if shape and int(np.prod(shape)) == int(np.prod(x.shape[1:])):
+        return x.reshape(len(x), *[int(s) for s in shape])
+    return None
+
+
 def _fmt_metric(key: str, value: float) -> tuple[str, str]:
     v = float(value)
     if key == "acc":
@@ -436,6 +465,8 @@ def _fmt_metric(key: str, value: float) -> tuple[str, str]:
         return "R²", f"{v:.3f}"
     if key == "mae":
         return "mean abs. error", f"{v:.4g}"
+    if key == "rmse":
+        return "RMSE", f"{v:.4g}"
     return key, f"{v:.4g}"
 
 
@@ -500,22 +531,10 @@ class EvaluationView(QWidget):
         self.confusion.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.confusion.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.confusion.clicked.connect(self._on_confusion_clicked)
-        axis_row = QHBoxLayout()
-        axis_row.setSpacing(6)
-        self.true_axis = QLabel("true ↓", page)
-        self.true_axis.setProperty("muted", True)
-        self.true_axis.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        matrix_col = QVBoxLayout()
-        matrix_col.setSpacing(2)
-        self.pred_axis = QLabel("predicted →", page)
+        self.pred_axis = QLabel("true class ↓   predicted class →", page)
         self.pred_axis.setProperty("muted", True)
-        matrix_col.addWidget(self.pred_axis)
-        matrix_col.addWidget(self.confusion)
-        axis_row.addWidget(self.true_axis)
-        axis_row.addLayout(matrix_col)
-        axis_row.addStretch(1)
-        self._axis_row = axis_row
-        body.addLayout(axis_row)
+        body.addWidget(self.pred_axis)
+        body.addWidget(self.confusion)
 
         self.cell_title = section_label("Samples of a cell", page)
         body.addWidget(self.cell_title)
@@ -614,7 +633,7 @@ class EvaluationView(QWidget):
 
     # ---- sections ------------------------------------------------------------------------------------------------
     def _task_widgets(self) -> list[QWidget]:
-        return [self.confusion_title, self.confusion_hint, self.confusion, self.true_axis, self.pred_axis,
+        return [self.confusion_title, self.confusion_hint, self.confusion, self.pred_axis,
                 self.cell_title, self.cell_gallery, self.cell_table, self.scatter_title, self.scatter_host,
                 self.recon_title, self.recon_gallery, self.recon_table, self.worst_title, self.worst_hint,
                 self.worst_gallery, self.worst_table]
@@ -634,7 +653,8 @@ class EvaluationView(QWidget):
         self.title.setText(f"Results on the {names.get(split, split)} split")
         chips = []
         metrics = dict(result.get("metrics") or {})
-        order = ["acc", "loss", "mae", "r2"] + [k for k in metrics if k not in ("acc", "loss", "mae", "r2")]
+        first = ("acc", "r2", "mae", "rmse", "loss")
+        order = [k for k in first if k in metrics] + [k for k in metrics if k not in first]
         for key in order:
             if key in metrics and metrics[key] is not None:
                 name, value = _fmt_metric(key, metrics[key])
@@ -643,7 +663,14 @@ class EvaluationView(QWidget):
                              f"<b style='color:{color}; font-size:large'>{html.escape(value)}</b>")
         what = {CLASSIFICATION: f"{len(result.get('classes') or [])} classes", BINARY: "yes/no",
                 REGRESSION: "regression", RECONSTRUCTION: "reconstruction"}.get(task, task)
-        chips.append(f"<span style='color:{self._muted}'>{n:,d} samples · {html.escape(what)}</span>")
+        total = result.get("n_total")
+        count = f"{n:,d} of {int(total):,d} samples" if total is not None and int(total) > n else f"{n:,d} samples"
+        data = f"{html.escape(str(result['data']))} · " if result.get("data") else ""
+        chips.append(f"<span style='color:{self._muted}'>{data}{count} · {html.escape(what)}</span>")
+        asked = result.get("requested_split")
+        if asked and asked != split:
+            chips.append(f"<span style='color:{self._muted}'>(the {names.get(str(asked), asked)} split is empty)"
+                         f"</span>")
         self.metrics.setText("&nbsp;&nbsp;&nbsp;&nbsp;".join(chips))
 
     def _show_confusion(self, result: dict[str, Any]) -> None:
@@ -668,8 +695,7 @@ class EvaluationView(QWidget):
         self.confusion.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded if height > limit
                                                   else Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.confusion.setFixedSize(min(width, limit), min(height, limit))
-        self.true_axis.setContentsMargins(0, hh.sizeHint().height() + fm.height() + 4, 0, 0)
-        for w in (self.confusion_title, self.confusion_hint, self.confusion, self.true_axis, self.pred_axis,
+        for w in (self.confusion_title, self.confusion_hint, self.confusion, self.pred_axis,
                   self.cell_title):
             w.show()
         # open the most frequent mistake, so the view shows samples at once
@@ -765,10 +791,11 @@ class EvaluationView(QWidget):
         m = len(outs)
         x = np.asarray(x)[:m]
         losses = np.asarray(result.get("losses", np.zeros(m)), dtype=np.float64)
-        if bool(result.get("is_image")):
+        xi, oi = images_of(result, x), images_of(result, outs)
+        if xi is not None and oi is not None:
             caps = [f"#{i}\nloss {losses[i]:.3g}" if i < len(losses) else f"#{i}" for i in range(m)]
             tips = [f"sample {i}: input (left) and the network's output (right)" for i in range(m)]
-            self.recon_gallery.set_samples(x, caps, list(range(m)), tooltips=tips, pairs=outs)
+            self.recon_gallery.set_samples(xi, caps, list(range(m)), tooltips=tips, pairs=oi)
             self.recon_gallery.show()
         else:
             flat_x, flat_o = x.reshape(m, -1), outs.reshape(m, -1)
@@ -847,13 +874,12 @@ class EvaluationView(QWidget):
         task = str(result.get("task", CLASSIFICATION))
         x = result.get("x")
         infos = [self._labels(result, int(i)) for i in idx]
-        is_image = bool(result.get("is_image")) and x is not None
-        if is_image or len(idx) == 0:
+        xs = images_of(result)
+        if xs is not None or len(idx) == 0:
             table.hide()
             if len(idx) == 0:
                 gallery.clear(empty)
             else:
-                xs = np.asarray(x)
                 gallery.set_samples(xs[idx], [self._caption(task, f) for f in infos], [int(i) for i in idx],
                                     tooltips=[self._tooltip(int(i), task, f) for i, f in zip(idx, infos)],
                                     marks=marks, value_range=image_range(xs))
