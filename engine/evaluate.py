@@ -47,7 +47,7 @@ def choose_split(bundle: Any, split: str = "test") -> str:
     raise DataError("the data has no samples in any split")  # pragma: no cover - load_data refuses empty data
 
 
-def _image_shape(bundle: Any) -> tuple[int, ...] | None:
+def image_shape(bundle: Any) -> tuple[int, ...] | None:
     """(C, H, W) of the samples when they are images, also when an image source gives them flattened."""
     if bundle.is_image:
         return tuple(bundle.sample_shape)
@@ -143,7 +143,7 @@ def evaluate(project: Project | dict[str, Any], weights: Any, split: str = "test
         "split": used, "requested_split": split, "n": n, "n_total": n_total, "task": bundle.task,
         "metrics": {"loss": float(per_sample.mean())}, "classes": None, "confusion": None, "y_true": None,
         "y_pred": None, "confidence": None, "losses": per_sample, "worst": worst, "x": np.asarray(x_np),
-        "is_image": bool(bundle.is_image), "image_shape": _image_shape(bundle), "reconstructions": None,
+        "is_image": bool(bundle.is_image), "image_shape": image_shape(bundle), "reconstructions": None,
         "output_shape": tuple(int(s) for s in out.shape[1:]), "data": bundle.name,
     }
     metrics = result["metrics"]
