@@ -304,7 +304,9 @@ class SampleTable(QTableWidget):
         self.cellClicked.connect(self._on_cell_clicked)
 
     def set_rows(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], indices: Sequence[int] | None = None,
-                 marks: Sequence[str | None] | None = None, tooltips: Sequence[str] | None = None) -> None:
+                 marks: Sequence[str | None] | None = None, tooltips: Sequence[str] | None = None,
+                 stretch: int | None = None) -> None:
+        """Fill the table; `stretch` names a column (long text) that takes the free width and is cut with "…"."""
         self.clear()
         self.setColumnCount(len(headers))
         self.setHorizontalHeaderLabels([str(h) for h in headers])
@@ -320,11 +322,35 @@ class SampleTable(QTableWidget):
                     item.setForeground(QColor(marks[r]))
                 if tooltips is not None:
                     item.setToolTip(tooltips[r])
+                elif stretch == c:
+                    item.setToolTip(str(value))
                 self.setItem(r, c, item)
-        shown = min(len(rows), self._max_rows)
+        header = self.horizontalHeader()
+        for c in range(len(headers)):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch if c == stretch
+                                        else QHeaderView.ResizeMode.ResizeToContents)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Exactly the shown rows, plus the horizontal scroll bar when the columns are wider than the view."""
+        shown = min(self.rowCount(), self._max_rows)
         h = self.horizontalHeader().sizeHint().height() + shown * self.verticalHeader().defaultSectionSize()
-        self.setFixedHeight(h + 2 * self.frameWidth() + (self.horizontalScrollBar().sizeHint().height()
-                                                           if self.columnCount() > 8 else 0))
+        header = self.horizontalHeader()
+        stretched = any(header.sectionResizeMode(c) == QHeaderView.ResizeMode.Stretch
+                        for c in range(self.columnCount()))
+        content = self.verticalHeader().width() * self.verticalHeader().isVisible() + sum(
+            header.sectionSizeHint(c) for c in range(self.columnCount()))
+        room = self.width() - 2 * self.frameWidth() - (self.verticalScrollBar().sizeHint().width()
+                                                       if self.rowCount() > self._max_rows else 0)
+        wide = not stretched and content > room
+        height = h + 2 * self.frameWidth() + (self.horizontalScrollBar().sizeHint().height() if wide else 0)
+        if height != self.height():
+            self.setFixedHeight(height)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_height()
 
     def row_texts(self, row: int) -> list[str]:
         return [self.item(row, c).text() if self.item(row, c) else "" for c in range(self.columnCount())]

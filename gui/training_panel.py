@@ -1090,14 +1090,14 @@ class TrainingSetupPanel(QWidget):
         self.preview_gallery.hide()
         m = min(len(train), PREVIEW_ROWS)
         target = "label" if b.task in (CLASSIFICATION, BINARY) else "target"
-        if b.dtype == "int64" and b.vocabulary is not None:
+        text = b.dtype == "int64" and b.vocabulary is not None
+        if text:
             vocab = b.vocabulary
             headers = [target, "text (word ids read back)"]
             rows = []
             for i in range(m):
                 words = [vocab[t] if 0 <= t < len(vocab) else "?" for t in train.x[i].ravel() if t != 0]
-                text = " ".join(words)
-                rows.append([labels[i], text[:120] + ("…" if len(text) > 120 else "")])
+                rows.append([labels[i], " ".join(words)])
         else:
             flat = train.x[:m].reshape(m, -1)
             cols = min(8, flat.shape[1])
@@ -1109,7 +1109,7 @@ class TrainingSetupPanel(QWidget):
                     for i in range(m)]
         if b.task == RECONSTRUCTION:
             headers, rows = headers[1:], [r[1:] for r in rows]
-        self.preview_table.set_rows(headers, rows)
+        self.preview_table.set_rows(headers, rows, stretch=len(headers) - 1 if text else None)
         self.preview_table.show()
 
     def _target_text(self, b, y) -> str:

@@ -252,3 +252,16 @@ def test_copy_pytorch_code_fills_the_clipboard(qtbot, project, tmp_path):
     assert code == blocker.args[0]
     assert "class" in code and "nn.Module" in code and "def forward" in code
     assert "Copied" in dlg.status.text()
+
+
+def test_shows_engine_evaluate_on_flattened_digits(view):
+    from engine.evaluate import evaluate
+
+    project = load_template("mlp_784_64_10")  # Input (784,): the digits reach the network flattened
+    r = evaluate(project, make_model(project.graph).state_dict(), "test")
+    view.show_result(r)
+    c = len(r["classes"])
+    assert [[view.confusion_model.count(i, j) for j in range(c)] for i in range(c)] == [
+        [int(sum((r["y_true"] == i) & (r["y_pred"] == j))) for j in range(c)] for i in range(c)]
+    assert view.worst_gallery.isVisibleTo(view) and view.worst_gallery.count() == 64  # folded back into images
+    assert not view.worst_table.isVisibleTo(view)
