@@ -367,7 +367,9 @@ class ExportDialog(QDialog):
         target = Path(os.path.expanduser(out))
         if not target.is_absolute():
             target = self.base_dir / target
-        snapshot = Project.from_dict(self.project.to_dict())  # the worker never reads what the GUI may edit
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return False
         weights = str(self.weights_path) if self.weights_path is not None else None
         self._set_busy(True, f"Exporting as {FORMAT_INFO.get(fmt, (fmt,))[0]}…")
         self.result_label.hide()
@@ -383,11 +385,22 @@ class ExportDialog(QDialog):
         """Generate the network's PyTorch code on the worker and put it on the clipboard (code_copied follows)."""
         if self._busy:
             return False
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return False
         self._set_busy(True, "Writing the PyTorch code…")
-        snapshot = Project.from_dict(self.project.to_dict())
         threading.Thread(target=_code_in_thread, name="layerloom-codegen", args=(self._finished.emit, snapshot),
                          daemon=True).start()
         return True
+
+    def _snapshot(self) -> Project | None:
+        """A copy of the project for the worker, which then never reads what the GUI may be editing."""
+        try:
+            return Project.from_dict(self.project.to_dict())
+        except LayerLoomError as e:
+            self._show_status(f"<b>The project cannot be exported yet:</b> {html.escape(_sentence(str(e)))}",
+                              ERROR_COLOR)
+            return None
 
     # ---- results --------------------------------------------------------------------------------------------------
     def _set_busy(self, busy: bool, text: str = "") -> None:

@@ -302,6 +302,7 @@ class TrainingSetupPanel(QWidget):
                     pass
         self._doc = doc
         self._bundle, self._bundle_key = None, None
+        self._seq += 1  # a load still running for the old document is dropped when it arrives
         if doc is not None:
             doc.section_changed.connect(self._on_section_changed)
             doc.analyzed.connect(self._on_analyzed)
