@@ -202,7 +202,10 @@ class Snapshots(Callback):
             return {f"{prefix}norm": float("nan"), f"{prefix}hist": None, f"{prefix}edges": None}
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
-        hist = torch.histc(t, bins=self.bins, min=lo, max=hi).to(torch.int64).numpy()
+        # histc's bins (the maximum falls in the last), counted with bincount: histc on CPU took 0.5-16 ms on a
+        # 100k-weight layer of cnn_mnist, bincount a steady 0.3 ms, which keeps a snapshot a small share of a step
+        idx = ((t - lo) * (self.bins / (hi - lo))).to(torch.int64).clamp_(0, self.bins - 1)
+        hist = torch.bincount(idx, minlength=self.bins).numpy()
         return {f"{prefix}norm": float(torch.linalg.vector_norm(t)), f"{prefix}hist": hist,
                 f"{prefix}edges": np.linspace(lo, hi, self.bins + 1)}
 
