@@ -4,6 +4,7 @@ the GUI thread, and NaN losses, failing callbacks, missing data and broken graph
 from __future__ import annotations
 
 import math
+import os
 import threading
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def make_session(qtbot):
     sessions = []
 
     def make(project_dict, base_dir, **kwargs):
-        session = TrainingSession(project_dict, str(base_dir), **kwargs)
+        session = TrainingSession(project_dict, None if base_dir is None else str(base_dir), **kwargs)
         sessions.append(session)
         return session, Recorder(session)
 
@@ -216,6 +217,17 @@ def test_a_nan_loss_fails_with_a_hint_and_keeps_the_last_good_weights(qtbot, mak
     assert names.index("failed") == len(names) - 2  # failed comes just before finished
     weights = load_file(done["weights"])
     assert all(bool(np.isfinite(v.numpy()).all()) for v in weights.values())
+
+
+def test_a_stop_while_preparing_ends_stopped_in_the_user_data_folder(qtbot, make_session):
+    session, rec = make_session(moons_project(epochs=50), None)  # a project never saved: no folder of its own
+    session.start()
+    session.stop()  # the data is still loading
+    done = finish(qtbot, session)
+    assert done["status"] == "stopped" and Path(done["weights"]).is_file()
+    data_home = Path(os.environ["XDG_DATA_HOME"])  # tests keep the user's folders private (conftest.py)
+    assert Path(done["run_dir"]).parent.parent.parent == data_home and Path(done["run_dir"]).parent.name == "runs"
+    assert done["epochs_done"] < 50 and "failed" not in [n for n, _, _ in rec.events]
 
 
 class Boom(Callback):
