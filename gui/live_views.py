@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .plots import GrowingBuffer, TrainingPlots, plot_background, style_plot
+from .plots import GrowingBuffer, TrainingPlots, grid_axes, plot_background, style_plot
 from .theme import is_dark
 
 CLASS_COLORS = ("#3b7dd8", "#e0702b", "#2e9e5b", "#d0508a", "#8a56c9", "#17a2a8", "#d49a1f", "#7d8794",
@@ -395,7 +395,7 @@ class FeatureMapsView(_LiveView):
         self.canvas = _ImageCanvas()
         self.canvas.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.add_page(self.canvas)
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(axisItems=grid_axes())
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=False, y=True, alpha=0.18)
@@ -565,10 +565,10 @@ class HistogramsView(_LiveView):
         grid = QVBoxLayout(page)
         grid.setContentsMargins(0, 0, 0, 0)
         self.graphics = pg.GraphicsLayoutWidget()
-        self.weight_plot = self.graphics.addPlot(row=0, col=0)
-        self.grad_plot = self.graphics.addPlot(row=0, col=1)
-        self.norm_plot = self.graphics.addPlot(row=1, col=0)
-        self.grad_norm_plot = self.graphics.addPlot(row=1, col=1)
+        self.weight_plot = self.graphics.addPlot(row=0, col=0, axisItems=grid_axes())
+        self.grad_plot = self.graphics.addPlot(row=0, col=1, axisItems=grid_axes())
+        self.norm_plot = self.graphics.addPlot(row=1, col=0, axisItems=grid_axes())
+        self.grad_norm_plot = self.graphics.addPlot(row=1, col=1, axisItems=grid_axes())
         self.grad_norm_plot.setXLink(self.norm_plot)
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 2)

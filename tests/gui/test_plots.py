@@ -17,7 +17,7 @@ from gui.live_views import (
     ReconstructionView,
     mosaic,
 )
-from gui.plots import GrowingBuffer, TrainingPlots, ema
+from gui.plots import GrowingBuffer, MinMaxPyramid, TrainingPlots, ema
 from gui.theme import apply_theme
 
 # ---- data in the shape the worker sends -----------------------------------------------------------------------
@@ -118,6 +118,29 @@ def test_ema_matches_the_recursion_in_chunks_and_skips_non_finite_values():
     np.testing.assert_allclose(out[[0, 2, 4]], ema(np.array([1.0, 3.0, 5.0]), 0.5))
 
 
+def test_min_max_pyramid_grows_in_chunks_and_keeps_the_envelope():
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=100_003).cumsum()
+    y[5000] = 1e3  # a spike that must survive any reduction
+    x = np.arange(1, len(y) + 1, dtype=np.float64)
+    whole, chunked = MinMaxPyramid(), MinMaxPyramid()
+    whole.extend(y)
+    for end in range(1000, len(y) + 1000, 1000):
+        chunked.extend(y[:min(end, len(y))])
+    assert len(whole.levels) == len(chunked.levels) == 16
+    for (a_lo, a_hi), (b_lo, b_hi) in zip(whole.levels, chunked.levels):
+        np.testing.assert_array_equal(a_lo.view(), b_lo.view())
+        np.testing.assert_array_equal(a_hi.view(), b_hi.view())
+    ex, ey = whole.envelope(x, y, 0, len(y), columns=500)
+    assert len(ey) <= 2 * 4 * 500 + 2 and ey.max() == 1e3 and ey.min() == y.min()
+    assert np.all(np.diff(ex) >= 0) and ex[0] == 1 and ex[-1] <= len(y)
+    lo, hi = 40_000, 45_000
+    ex, ey = whole.envelope(x, y, lo, hi, columns=500)
+    assert ey.max() == y[lo:hi].max() and ey.min() == y[lo:hi].min()
+    ex, ey = whole.envelope(x, y, lo, lo + 1500, columns=500)
+    np.testing.assert_array_equal(ey, y[lo:lo + 1500])  # few points: drawn as they are
+
+
 # ---- TrainingPlots --------------------------------------------------------------------------------------------
 
 
@@ -177,6 +200,23 @@ def test_one_set_data_per_curve_per_tick(plots):
     plots.add_steps(steps_chunk(200, 10))
     plots.flush()
     assert calls == {"loss_step": 1, "metric_step": 1, "lr": 1}
+
+
+def test_long_curves_draw_a_few_points_per_pixel_and_follow_the_view(plots):
+    for start in range(0, 200_000, 5000):
+        plots.add_steps(steps_chunk(start, 5000))
+    plots.flush()
+    step = plots.curves()["loss_step"]
+    raw_x, raw_y = plots.raw_steps("loss")
+    assert len(step.xData) < 10_000
+    assert step.yData.max() == raw_y.max() and step.yData.min() == raw_y.min()
+    plots.loss_plot.setXRange(100_000, 100_400, padding=0)  # zoomed in: the raw points there come back
+    window = (raw_x >= 100_000) & (raw_x <= 100_400)
+    assert np.isin(raw_x[window], step.xData).all()
+    assert np.isin(raw_y[window], step.yData).all()
+    drawn = step.xData
+    plots.loss_plot.setXRange(100_010, 100_410, padding=0)  # a small pan stays within what was drawn
+    assert step.xData is drawn
 
 
 def test_smoothing_changes_what_is_shown_not_what_is_stored(plots):
