@@ -136,6 +136,37 @@ def line(label: str, ours: list[Frame], empty: list[Frame], naive: list[Frame] |
     return text
 
 
+def snapshot_times(repeat: int) -> None:
+    """A snapshot reaching the filters (64 kernels 3×3) and feature maps (32 maps 26×26) views on screen: the
+    NumPy mosaic and setImage, then the frame that shows it."""
+    from gui.live_views import FeatureMapsView, FiltersView
+
+    rng = np.random.default_rng(0)
+    for name, view, make in (
+            ("filters 64 × 3×3", FiltersView(), lambda i: {
+                "step": i, "kernel_layer": "conv1", "kernels": rng.normal(size=(64, 1, 3, 3)).astype(np.float32)}),
+            ("feature maps 32 × 26×26", FeatureMapsView(), lambda i: {
+                "step": i, "feature_layer": "conv1",
+                "features": np.maximum(rng.normal(size=(32, 26, 26)), 0).astype(np.float32)})):
+        view.resize(*SIZE)
+        view.show()
+        QApplication.processEvents()
+        snaps = [make(i) for i in range(repeat)]
+        updates = []
+        for snap in snaps[:3]:
+            view.set_snapshot(snap)
+        for snap in snaps:
+            t = time.perf_counter()
+            view.set_snapshot(snap)
+            updates.append(time.perf_counter() - t)
+        shown = [frame(view.canvas, lambda s=s: view.set_snapshot(s)) for s in snaps]
+        umed, up95 = stats(updates)
+        fmed, fp95 = stats([w for w, _ in shown])
+        print(f"  snapshot: {name:<24} update median {umed:5.2f} ms  p95 {up95:5.2f} ms; "
+              f"with its frame {fmed:5.2f} / {fp95:5.2f} ms")
+        view.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=1_000_000, help="points per per-step curve")
@@ -253,6 +284,7 @@ def main() -> None:
     ours_empty = [frame(empty_plots.graphics, lambda: empty_plots.flush()) for _ in range(frames)]
     nv = [frame(naive, append_naive) for _ in range(nframes)]
     print(line("append a chunk + draw", ours, ours_empty, nv))
+    snapshot_times(frames)
     per_frame = PAINTS["paints"] / max(1, PAINTS["frames"])
     print(f"{per_frame:.2f} paints per frame; total {time.perf_counter() - began:.1f} s")
 
