@@ -406,6 +406,7 @@ class FeatureMapsView(_LiveView):
         self.add_page(self.plot_widget)
         self._features: np.ndarray | None = None
         self._layer, self._step, self._sample = "", 0, 0
+        self._error = ""
         self._grid = _Grid()
         self._apply_palette()
 
@@ -449,10 +450,11 @@ class FeatureMapsView(_LiveView):
             f = f.reshape(-1, *f.shape[-2:])
         self._features, self._step = f, int(snap.get("step", 0))
         self._layer = str(snap.get("feature_layer", self.layer_combo.currentText()))
-        if "sample" in snap:
+        if snap.get("sample_index") is not None:  # ("sample" is the input array itself)
             self.sample_spin.blockSignals(True)
-            self.sample_spin.setValue(int(snap["sample"]))
+            self.sample_spin.setValue(int(snap["sample_index"]))
             self.sample_spin.blockSignals(False)
+        self._error = str(snap.get("view_error") or "")
         self.layer_combo.blockSignals(True)
         self._select_layer(self._layer)
         self.layer_combo.blockSignals(False)
@@ -515,6 +517,8 @@ class FeatureMapsView(_LiveView):
             what = f"{len(v)} units"
         self.detail_label.setText(f"{self._layer} · {what} · sample {self.sample_spin.value()} · "
                                   f"step {self._step:,d}")
+        hint = "Hover over a map for its figures." if f.ndim == 3 else " "
+        self.readout_label.setText(self._error or hint)  # e.g. the worker saying a chosen layer does not exist
 
     def _on_mouse_moved(self, pos) -> None:
         f = self._features
@@ -773,10 +777,8 @@ class DecisionBoundaryView(_LiveView):
         if boundary is None:
             return
         self._boundary, self._step = boundary, int(snap.get("step", 0))
-        names = boundary.get("class_names")
-        if names and list(names) != self._class_names:
-            self._class_names = [str(n) for n in names]
-            self.legend.clear()
+        if boundary.get("class_names"):
+            self.set_class_names(list(boundary["class_names"]))
         self._request_render()
 
     def _class_tints(self, n: int) -> np.ndarray:
@@ -792,7 +794,7 @@ class DecisionBoundaryView(_LiveView):
         grid = np.asarray(b["grid"], dtype=np.float32)
         n_classes = int(b.get("n_classes", 2))
         bg = plot_background(self.palette())
-        if n_classes <= 2:
+        if b.get("kind", "probability" if n_classes <= 2 else "class") == "probability":
             tints = self._class_tints(2)
             lut = gradient_lut([QColor(*tints[0]), bg, QColor(*tints[1])])
             rgb = colorize(np.clip(grid, 0.0, 1.0), lut, _rgb(bg))
@@ -802,7 +804,10 @@ class DecisionBoundaryView(_LiveView):
             rgb = tints[index]
         self.image.setImage(rgb, autoLevels=False, levels=(0, 255))
         xmin, xmax, ymin, ymax = (float(v) for v in b["extent"])
-        self.image.setRect(QRectF(xmin, ymin, xmax - xmin, ymax - ymin))  # grid row 0 lies at ymin
+        # grid values sit on the extent's corners (row i at ymin + i·dy): the cells reach half a step beyond
+        h, w = grid.shape
+        dx, dy = (xmax - xmin) / max(1, w - 1), (ymax - ymin) / max(1, h - 1)
+        self.image.setRect(QRectF(xmin - dx / 2, ymin - dy / 2, w * dx, h * dy))  # row 0 at the bottom
         if self._extent != (xmin, xmax, ymin, ymax):
             self._extent = (xmin, xmax, ymin, ymax)
             self.plot.setRange(xRange=(xmin, xmax), yRange=(ymin, ymax), padding=0)
@@ -811,6 +816,8 @@ class DecisionBoundaryView(_LiveView):
                           max(n_classes, 2))
         self.show_page(self.plot_widget)
         kind = "probability of class 1" if n_classes <= 2 else f"{n_classes} classes"
+        if n_classes <= 2 and len(self._class_names) >= 2:
+            kind = f"probability of {self._class_names[1]}"
         self.detail_label.setText(f"{kind} · {len(b.get('labels', ()))} points · step {self._step:,d}")
 
     def _draw_points(self, points: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
@@ -830,6 +837,13 @@ class DecisionBoundaryView(_LiveView):
             for i in range(n_classes):
                 self.legend.addItem(self.scatters[i], self._class_names[i] if i < len(self._class_names)
                                     else f"class {i}")
+
+    def set_class_names(self, names: list[str] | None) -> None:
+        """Names for the legend (the run's classes); None or empty: class 0, class 1 …"""
+        names = [str(n) for n in names or []]
+        if names != self._class_names:
+            self._class_names = names
+            self.legend.clear()
 
     def point_count(self) -> int:
         return sum(len(s.data) for s in self.scatters if s.isVisible())
@@ -852,6 +866,7 @@ class ReconstructionView(_LiveView):
         self.add_page(self.canvas)
         self._labels: list[pg.TextItem] = []
         self._data: tuple[np.ndarray, np.ndarray] | None = None
+        self.image_shape: tuple[int, ...] | None = None  # (C, H, W) of flattened image samples, when known
         self._step = 0
         self._apply_palette()
 
@@ -868,9 +883,12 @@ class ReconstructionView(_LiveView):
         self._step = int(snap.get("step", 0))
         self._request_render()
 
-    @staticmethod
-    def _as_images(x: np.ndarray) -> np.ndarray:
-        """(n, C, H, W) → (n, H, W) grey or (n, H, W, 3) colour; flat (n, F) samples become square-ish."""
+    def _as_images(self, x: np.ndarray) -> np.ndarray:
+        """(n, C, H, W) → (n, H, W) grey or (n, H, W, 3) colour; flat (n, F) samples take the run's image shape,
+        or a square when F is one."""
+        shape = self.image_shape
+        if x.ndim == 2 and shape and int(np.prod(shape)) == x.shape[1]:
+            x = x.reshape(len(x), *shape)
         if x.ndim == 2:
             side = int(math.isqrt(x.shape[1]))
             x = x[:, None, :side * side].reshape(len(x), 1, side, side) if side * side == x.shape[1] \
@@ -942,9 +960,11 @@ class ReconstructionView(_LiveView):
 # ---- the tabs ------------------------------------------------------------------------------------------------
 class LiveViews(QTabWidget):
     """The live views of a run as tabs; those that cannot apply to the run are disabled, saying why in their
-    tooltip. `start_run(info)` reads "metric", "total_steps", "steps_per_epoch" and, when known, "input_shape"
-    (one sample's), "task" ("reconstruction" for autoencoders), "conv_layers", "feature_layers" / "layers",
-    "n_samples"; what info does not say is decided by the first snapshot's contents."""
+    tooltip. `start_run(info)` takes the worker's "started" payload: "metric", "total_steps", "steps_per_epoch"
+    and, when known, "sample_shape" (or "input_shape"), "task" ("reconstruction" for autoencoders),
+    "kernel_layer" (None: no convolution) or "conv_layers", "layers" / "feature_layers", "val_samples" /
+    "train_samples" (or "n_samples"), "classes", "image_shape"; what it does not say is decided by the first
+    snapshot's contents."""
 
     feature_request = Signal(str, int)
 
@@ -981,20 +1001,35 @@ class LiveViews(QTabWidget):
     def start_run(self, info: dict[str, Any]) -> None:
         self.curves.start_run(info)
         self.filters.start_run()
-        self.features.start_run(list(info.get("feature_layers") or info.get("layers") or []), info.get("n_samples"))
+        samples = info.get("n_samples") or info.get("val_samples") or info.get("train_samples")
+        self.features.start_run(list(info.get("feature_layers") or info.get("layers") or []), samples)
         self.histograms.start_run()
         self.boundary.start_run()
+        self.boundary.set_class_names(info.get("classes"))
         self.reconstructions.start_run()
+        shape = info.get("image_shape")
+        self.reconstructions.image_shape = tuple(shape) if shape else None
         self._snapshots = 0
-        shape = info.get("input_shape")
+        sample_shape = info.get("input_shape", info.get("sample_shape"))
         task = info.get("task")
-        conv = info.get("conv_layers")
+        if "conv_layers" in info:
+            conv: Any = info["conv_layers"]
+        elif "kernel_layer" in info:  # the worker names the convolution it shows, None when there is none
+            conv = [info["kernel_layer"]] if info["kernel_layer"] else []
+        else:
+            conv = None
+        if sample_shape is not None:
+            boundary: bool | None = (list(sample_shape) == [2] and task not in ("regression", "reconstruction")
+                                     and info.get("metric") not in ("mae", "regression"))
+        elif task in ("regression", "reconstruction"):
+            boundary = False
+        else:
+            boundary = None
         self._decided = {
             "filters": None if conv is None else bool(conv),
             "features": None,
             "histograms": None,
-            "boundary": None if shape is None else (list(shape) == [2] and info.get("metric") != "regression"
-                                                    and task != "regression"),
+            "boundary": boundary,
             "reconstructions": None if task is None else task == "reconstruction",
         }
         for key, applies in self._decided.items():

@@ -419,7 +419,9 @@ def test_decision_boundary_draws_grid_and_points(qtbot):
                                                "points": points, "labels": labels}})
     assert view.image.image.shape == (40, 50, 3)
     rect = view.image.mapRectToParent(view.image.boundingRect())
-    assert (rect.left(), rect.right(), rect.top(), rect.bottom()) == pytest.approx((-2, 3, -1, 1))
+    dx, dy = 5 / 49, 2 / 39  # values sit on the extent's corners: cells reach half a step beyond
+    assert (rect.left(), rect.right(), rect.top(), rect.bottom()) == pytest.approx(
+        (-2 - dx / 2, 3 + dx / 2, -1 - dy / 2, 1 + dy / 2))
     assert view.point_count() == 120
     assert [len(s.data) for s in view.scatters] == [int((labels == 0).sum()), int((labels == 1).sum())]
     # several classes: a tint per region, more scatter items, the same image
@@ -479,6 +481,43 @@ def test_live_views_disable_the_tabs_that_do_not_apply(qtbot, conv):
     views.add_snapshot({"step": 2, "epoch": 1, "layers": {}, "reconstruction": {
         "inputs": np.zeros((2, 1, 8, 8), np.float32), "outputs": np.zeros((2, 1, 8, 8), np.float32)}})
     assert views.is_applicable("reconstructions")
+
+
+def test_live_views_read_the_workers_payloads(qtbot, conv):
+    """The shapes gui/training_worker.py sends: "started" names the sample shape, the convolution shown (None
+    when there is none), the classes; a snapshot carries the input array as "sample" beside "sample_index"."""
+    views = LiveViews()
+    qtbot.addWidget(views)
+    views.show()
+    views.start_run({"metric": "acc", "task": "binary", "steps_per_epoch": 10, "total_steps": 100,
+                     "sample_shape": [2], "image_shape": None, "kernel_layer": None, "feature_layer": None,
+                     "layers": ["linear_1", "linear_2"], "classes": ["inside", "outside"], "train_samples": 160,
+                     "val_samples": 40})
+    assert views.is_applicable("boundary") and not views.is_applicable("filters")
+    assert not views.is_applicable("reconstructions")
+    assert views.features.sample_spin.maximum() == 39
+    assert [views.features.layer_combo.itemText(i) for i in range(2)] == ["linear_1", "linear_2"]
+    xs = np.linspace(-1, 1, 20)
+    gx, gy = np.meshgrid(xs, xs)
+    grid = (gx > gy).astype(np.float32)
+    grid.flags.writeable = False  # the worker freezes what it sends
+    views.add_snapshot({"step": 10, "epoch": 1, "layers": {}, "feature_layer": "linear_1",
+                        "features": np.arange(16, dtype=np.float32), "sample": np.array([0.1, 0.2], np.float32),
+                        "sample_index": 3, "view_error": "",
+                        "boundary": {"extent": [-1, 1, -1, 1], "grid": grid, "kind": "probability", "n_classes": 2,
+                                     "points": np.zeros((4, 2), np.float32), "labels": np.array([0, 1, 1, 0])}})
+    assert views.features.sample_spin.value() == 3
+    views.setCurrentWidget(views.boundary)
+    assert [label.text for _sample, label in views.boundary.legend.items] == ["inside", "outside"]
+    assert "probability of outside" in views.boundary.detail_label.text()
+    views.start_run({"metric": "mae", "task": "reconstruction", "sample_shape": [784], "image_shape": [1, 28, 28],
+                     "kernel_layer": "conv2d_1"})
+    assert views.is_applicable("reconstructions") and views.is_applicable("filters")
+    assert not views.is_applicable("boundary")
+    flat = np.random.default_rng(0).uniform(size=(4, 784)).astype(np.float32)
+    views.add_snapshot({"step": 5, "epoch": 1, "layers": {}, "reconstruction": {"inputs": flat, "outputs": flat}})
+    views.setCurrentWidget(views.reconstructions)
+    assert views.reconstructions.mosaic_image().shape[1] >= 4 * 28  # drawn as 28×28 images
 
 
 def test_live_views_forward_feature_requests(qtbot):
