@@ -380,6 +380,7 @@ class FeatureMapsView(_LiveView):
         self.title_label.setText("Feature maps")
         self.layer_combo = QComboBox()
         self.layer_combo.setToolTip("the layer whose output is shown")
+        self.layer_combo.setPlaceholderText("layer…")
         self.layer_combo.setMinimumContentsLength(10)
         self.sample_spin = QSpinBox()
         self.sample_spin.setRange(0, 9999)
@@ -412,6 +413,9 @@ class FeatureMapsView(_LiveView):
 
     def start_run(self, layers: list[str] | None = None, samples: int | None = None) -> None:
         self._features, self._has_data = None, False
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()  # the last run's choice means nothing to this one
+        self.layer_combo.blockSignals(False)
         self.set_layers(layers or [])
         self.sample_spin.blockSignals(True)
         self.sample_spin.setRange(0, max(0, (samples or 10000) - 1))
@@ -426,6 +430,8 @@ class FeatureMapsView(_LiveView):
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         self.layer_combo.addItems(list(dict.fromkeys(layers)))
+        # nothing chosen until a snapshot names its layer, so that picking any layer (the first too) asks for it
+        self.layer_combo.setCurrentIndex(-1)
         if current:
             self._select_layer(current)
         self.layer_combo.blockSignals(False)
@@ -1058,6 +1064,11 @@ class LiveViews(QTabWidget):
                 self._decided[key] = True
                 self._set_applicable(key, True)
             elif not here and self._decided[key] is None:
+                if key == "features" and self.features.layer_combo.count():
+                    # no layer shown by default (no convolution), but any layer can be asked for
+                    self._decided[key] = True
+                    self.features.show_message("Choose a layer above to see its output for one sample.")
+                    continue
                 self._decided[key] = False
                 self._set_applicable(key, False)
 

@@ -497,6 +497,8 @@ def test_live_views_read_the_workers_payloads(qtbot, conv):
     assert not views.is_applicable("reconstructions")
     assert views.features.sample_spin.maximum() == 39
     assert [views.features.layer_combo.itemText(i) for i in range(2)] == ["linear_1", "linear_2"]
+    views.add_snapshot({"step": 1, "epoch": 1, "layers": {}})  # no convolution: no layer shown by default
+    assert views.is_applicable("features") and "Choose a layer" in views.features.message()
     xs = np.linspace(-1, 1, 20)
     gx, gy = np.meshgrid(xs, xs)
     grid = (gx > gy).astype(np.float32)
