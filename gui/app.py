@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QStackedWidget,
+    QToolBar,
     QUndoView,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -27,6 +29,7 @@ from engine.project import Project
 from engine.templates import load_template
 
 from .autosave import Autosaver, Recovered
+from .banner import Banner
 from .canvas import GraphView
 from .document import Document
 from .inspector import InspectorWidget
@@ -34,6 +37,7 @@ from .palette import PaletteWidget
 from .start_page import StartPage
 from .summary import MessagesWidget, SummaryWidget
 from .theme import apply_theme, follow_system
+from .training_controller import TrainingController
 
 APP = "LayerLoom"
 FILTER = "LayerLoom projects (*.layerloom);;All files (*)"
@@ -80,7 +84,14 @@ class MainWindow(QMainWindow):
         self.central = QStackedWidget()
         self.central.addWidget(self.start_page)
         self.central.addWidget(self.view)
-        self.setCentralWidget(self.central)
+        self.banner = Banner()
+        holder = QWidget()
+        column = QVBoxLayout(holder)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.banner)
+        column.addWidget(self.central, 1)
+        self.setCentralWidget(holder)
 
         self.palette_widget = PaletteWidget()
         self.inspector = InspectorWidget()
@@ -93,8 +104,19 @@ class MainWindow(QMainWindow):
         self.history_dock = self._dock("History", self.undo_view, Qt.RightDockWidgetArea)
         self.summary_dock = self._dock("Summary", self.summary, Qt.BottomDockWidgetArea)
         self.messages_dock = self._dock("Messages", self.messages, Qt.BottomDockWidgetArea)
+        # Training docks: their widgets (pyqtgraph, the data preview) are built on first use, after the window
+        # has painted, so they cost nothing at start-up.
+        self._lazy: dict[str, QWidget] = {}
+        self._editor_state: QByteArray | None = None  # the dock layout kept while the start page shows
+        self.training_dock = self._dock("Training", QWidget(), Qt.RightDockWidgetArea)
+        self.live_dock = self._dock("Live", QWidget(), Qt.BottomDockWidgetArea)
+        self.evaluation_dock = self._dock("Evaluation", QWidget(), Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.summary_dock, self.messages_dock)
+        self.tabifyDockWidget(self.summary_dock, self.live_dock)
+        self.tabifyDockWidget(self.summary_dock, self.evaluation_dock)
+        self.tabifyDockWidget(self.inspector_dock, self.training_dock)
         self.summary_dock.raise_()
+        self.inspector_dock.raise_()
         self.splitDockWidget(self.inspector_dock, self.history_dock, Qt.Vertical)
         # The canvas gets most of the room; the summary a strip below it, the history a short list.
         self.resizeDocks([self.palette_dock, self.inspector_dock], [250, 320], Qt.Horizontal)
@@ -107,7 +129,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.torch_label)
 
         self._make_actions()
+        self.training = TrainingController(self)
         self._make_menus()
+        self._make_toolbar()
         self._connect()
         self._update_actions()
         self.autosave_timer = QTimer(self)
@@ -126,6 +150,57 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
+
+    def _built(self, key: str, dock: QDockWidget, make) -> QWidget:
+        widget = self._lazy.get(key)
+        if widget is None:
+            widget = self._lazy[key] = make()
+            dock.setWidget(widget)
+            self._hook_lazy(key, widget)
+        return widget
+
+    @property
+    def training_panel(self):
+        from .training_panel import TrainingSetupPanel
+        return self._built("training", self.training_dock, TrainingSetupPanel)
+
+    @property
+    def live_views(self):
+        from .live_views import LiveViews
+        return self._built("live", self.live_dock, LiveViews)
+
+    @property
+    def evaluation_view(self):
+        from .evaluation_views import EvaluationView
+        return self._built("evaluation", self.evaluation_dock, EvaluationView)
+
+    def build_training_views(self) -> None:
+        """Build the training docks' widgets now (called once the window has painted)."""
+        self.training_panel, self.live_views, self.evaluation_view  # noqa: B018 - properties that build
+
+    def _hook_lazy(self, key: str, widget: QWidget) -> None:
+        if key == "training":
+            widget.message.connect(self.say)
+            widget.set_document(self.document)
+            if self.document is not None and self.document.locked:
+                widget.set_locked(True, self.document.locked)
+        elif key == "evaluation" and hasattr(widget, "sample_selected"):
+            widget.sample_selected.connect(lambda i: self.statusBar().showMessage(f"sample {i}", 3000))
+
+    def show_banner(self, title: str, text: str, level: str = "error") -> None:
+        """A message across the top of the canvas that stays until closed (errors in a run, for example)."""
+        self.banner.show_message(title, text, level)
+
+    def hide_banner(self) -> None:
+        self.banner.hide()
+
+    def set_model_locked(self, locked: bool, reason: str) -> None:
+        """During a run: the training settings and the history are read-only and the user is told why."""
+        if "training" in self._lazy:
+            self.training_panel.set_locked(locked, reason)
+        self.undo_view.setEnabled(not locked)
+        self.undo_view.setToolTip(reason if locked else "")
+        self._update_actions()
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "", context=None) -> QAction:
         action = QAction(text, self)
@@ -211,11 +286,23 @@ class MainWindow(QMainWindow):
             theme.addAction(act)
         m.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.history_dock, self.summary_dock,
-                     self.messages_dock):
+                     self.messages_dock, self.training_dock, self.live_dock, self.evaluation_dock):
             m.addAction(dock.toggleViewAction())
+        m = bar.addMenu("&Run")
+        t = self.training
+        for act in (t.train_action, t.pause_action, t.stop_action, None, t.evaluate_action, t.export_action):
+            m.addSeparator() if act is None else m.addAction(act)
         m = bar.addMenu("&Help")
         m.addAction(self.about_action)
         self._refresh_recent_menu()
+
+    def _make_toolbar(self) -> None:
+        bar = self.addToolBar("Run")
+        bar.setObjectName("run_toolbar")
+        bar.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        t = self.training
+        for act in (t.train_action, t.pause_action, t.stop_action, None, t.evaluate_action, t.export_action):
+            bar.addSeparator() if act is None else bar.addAction(act)
 
     def _connect(self) -> None:
         self.start_page.template_chosen.connect(self.new_from_template)
@@ -254,6 +341,8 @@ class MainWindow(QMainWindow):
         self.inspector.set_document(doc)
         self.summary.set_document(doc)
         self.undo_view.setStack(doc.undo_stack if doc else None)
+        if "training" in self._lazy:
+            self.training_panel.set_document(doc)
         if doc is not None:
             doc.analyzed.connect(self._on_analyzed)
             doc.dirty_changed.connect(self._update_title)
@@ -263,12 +352,14 @@ class MainWindow(QMainWindow):
             self._untitled += 1
             self._autosave_key = self.autosaver.key(doc.path, str(self._untitled))
             self.central.setCurrentWidget(self.view)
+            self._show_docks(True)
             self._on_analyzed(doc.analysis)
             QTimer.singleShot(0, self.view.fit)
             if doc.path:
                 self.settings.setValue("last_project", str(doc.path))
         else:
             self.central.setCurrentWidget(self.start_page)
+            self._show_docks(False)
             self.totals_label.clear()
             if old is not None:  # the user closed the project: the next start shows the start page
                 self.settings.setValue("last_project", "")
@@ -450,9 +541,25 @@ class MainWindow(QMainWindow):
         mode = str(self.settings.value("theme", "system"))
         self.set_theme(mode if mode in self.theme_actions else "system")
 
+    def _show_docks(self, show: bool) -> None:
+        """The start page has the whole window; the docks come back as they were when a project opens."""
+        if show:
+            if self._editor_state is not None:
+                self.restoreState(self._editor_state)
+                self._editor_state = None
+            return
+        if self._editor_state is None:
+            self._editor_state = self.saveState()
+        for dock in self.findChildren(QDockWidget):
+            dock.hide()
+        for bar in self.findChildren(QToolBar):
+            bar.hide()
+
     def _save_settings(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("window_state", self.saveState())
+        # On the start page the docks are hidden for the gallery: remember the editor's layout instead.
+        self.settings.setValue("window_state", self._editor_state if self._editor_state is not None
+                               else self.saveState())
         self.settings.sync()
 
     # ---- autosave -------------------------------------------------------------------------------------
@@ -534,6 +641,7 @@ class MainWindow(QMainWindow):
 
     def _on_selection_changed(self, ids: list) -> None:
         self.inspector.show_node(ids[0] if len(ids) == 1 else None)
+        self.summary.select_node(ids[0] if len(ids) == 1 else None)
         if len(ids) > 1:
             self.statusBar().showMessage(f"{len(ids)} nodes selected", 3000)
 
@@ -557,6 +665,8 @@ class MainWindow(QMainWindow):
         self.setWindowModified(doc.dirty)
 
     def _update_actions(self, *_: object) -> None:
+        if hasattr(self, "training"):
+            self.training.update_actions()
         has = self.document is not None
         for act in (self.save_action, self.save_as_action, self.close_action, self.cut_action, self.copy_action,
                     self.paste_action, self.duplicate_action, self.delete_action, self.select_all_action,
@@ -578,6 +688,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
+        self.training.shutdown()
         self._discard_autosave()
         self._save_settings()
         event.accept()
@@ -618,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def after_show() -> None:
         window.warm_up.start()
+        QTimer.singleShot(200, window.build_training_views)
         open_at_start(window, files)
 
     QTimer.singleShot(0, after_show)

@@ -391,6 +391,10 @@ def test_the_file_given_on_the_command_line_or_else_the_last_project_opens(make_
 
 def test_layout_and_geometry_are_remembered(make_window, qtbot):
     w = make_window()
+    w.show()
+    assert not w.palette_dock.isVisible()  # the start page has the whole window
+    w.new_from_template("cnn_mnist")
+    assert w.palette_dock.isVisible() and w.inspector_dock.isVisible()
     w.resize(720, 600)  # within the offscreen screen (800 × 800), which a restore keeps to
     size = w.size()
     w.history_dock.hide()
@@ -399,8 +403,10 @@ def test_layout_and_geometry_are_remembered(make_window, qtbot):
     w.palette_dock.show()
     w.close()
     again = make_window()
+    again.show()
+    again.new_from_template("mlp_mnist_128")
     assert again.size() == size and size.width() == 720
-    assert not again.history_dock.isVisible()
+    assert not again.history_dock.isVisible() and again.palette_dock.isVisible()
     assert again.dockWidgetArea(again.palette_dock) == Qt.DockWidgetArea.RightDockWidgetArea
 
 

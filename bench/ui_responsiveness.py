@@ -1,0 +1,169 @@
+"""Does the window stay responsive while it trains? The longest event-loop stall of the real main window while it
+trains cnn_mnist on digits 28×28 with every live view open, and the training speed inside the app against a plain
+PyTorch loop on the same data, model and batch size, measured in the same process.
+
+    .venv/bin/python bench/ui_responsiveness.py [--epochs 3] [--rounds 3]
+
+The stall is measured by a 5 ms timer on the GUI thread: any gap between its ticks beyond 5 ms is time the event
+loop could not serve the user. Goals: the longest stall under 50 ms; training speed in the app at least 0.95 of
+the plain loop (steps per second over the training epochs, as the worker's own epoch times report them).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["LAYERLOOM_NO_DIALOGS"] = "1"
+_home = tempfile.mkdtemp(prefix="layerloom-bench-ui-")
+os.environ["XDG_CONFIG_HOME"], os.environ["XDG_DATA_HOME"] = f"{_home}/config", f"{_home}/data"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+
+class StallMeter:
+    """Ticks every `interval` ms on the GUI thread and keeps the gaps between ticks."""
+
+    def __init__(self, interval: int = 5):
+        self.interval = interval
+        self.gaps: list[float] = []
+        self.clock = QElapsedTimer()
+        self.timer = QTimer()
+        self.timer.setInterval(interval)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self.clock.start()
+        self.timer.start()
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        self.gaps.append(self.clock.nsecsElapsed() / 1e6)
+        self.clock.restart()
+
+    def stalls(self) -> list[float]:
+        return [max(0.0, g - self.interval) for g in self.gaps]
+
+
+def plain_loop(graph, x, y, epochs: int, bs: int, lr: float, channels_last: bool = False) -> float:
+    """Steps per second of a hand-written loop: shuffle, slice, forward, loss, backward, step, loss.item()."""
+    import torch
+
+    import engine
+    model = engine.build_model(graph, seed=0)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    crit = torch.nn.CrossEntropyLoss()
+    n, steps = len(x), 0
+    t = time.perf_counter()
+    for epoch in range(epochs):
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch))
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            opt.zero_grad()
+            loss = crit(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            loss.item()
+            steps += 1
+    return steps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive for the run
+    from engine.runner import prepare
+    from gui.app import MainWindow
+    from gui.autosave import Autosaver
+    from gui.live_views import FeatureMapsView, FiltersView, HistogramsView
+
+    window = MainWindow(settings=QSettings(f"{_home}/s.ini", QSettings.IniFormat), autosaver=Autosaver(f"{_home}/a"))
+    window.resize(1440, 900)
+    window.show()
+    window.new_from_template("cnn_mnist")
+    training = dict(window.document.project.training or {})
+    training["epochs"] = args.epochs
+    window.document.set_section("training", training)
+    window.build_training_views()
+    # Every live view open at once: the tabbed views in the Live dock, plus a window each for the views that
+    # would otherwise hide behind a tab.
+    extra = [FiltersView(), FeatureMapsView(), HistogramsView()]
+    for v in extra:
+        v.resize(500, 400)
+        v.show()
+    run = prepare(window.document.project)
+    x, y = run.data.train_x, run.data.train_y
+    bs = run.config.batch_size
+    lr = window.document.project.optimizer["params"].get("lr", 1e-3)
+    graph = window.document.project.graph
+    steps_per_epoch = -(-len(x) // bs)
+    print(f"cnn_mnist on digits 28×28: {len(x)} training samples, batch {bs}, {args.epochs} epochs "
+          f"({steps_per_epoch * args.epochs} steps) per run, {args.rounds} rounds; views open: live dock "
+          f"({window.live_views.count()} tabs) + filters, feature maps and histograms windows")
+
+    meter = StallMeter()
+    results = {"app": [], "plain": [], "plain channels-last": []}
+    worst: list[float] = []
+    p95: list[float] = []
+    for r in range(args.rounds):
+        results["plain"].append(plain_loop(graph, x, y, args.epochs, bs, lr))
+        results["plain channels-last"].append(plain_loop(graph, x, y, args.epochs, bs, lr, channels_last=True))
+        loop = QEventLoop()
+        done: dict = {}
+
+        def finished(result: dict, done=done, loop=loop) -> None:
+            done.update(result)
+            loop.quit()
+
+        def snapshot(snap: dict) -> None:
+            for v in extra:
+                v.set_snapshot(snap)
+
+        window.training.run_finished.connect(finished)
+        meter.start()
+        assert window.training.train(), "the run did not start"
+        window.training.session.snapshot.connect(snapshot)
+        QTimer.singleShot(600_000, loop.quit)
+        loop.exec()
+        meter.stop()
+        window.training.run_finished.disconnect(finished)
+        assert done.get("status") == "finished", done.get("message")
+        epochs = done.get("history") or []
+        seconds = sum(e.get("time", 0.0) for e in epochs)
+        results["app"].append(done["steps_done"] / seconds)
+        stalls = sorted(meter.stalls())
+        worst.append(stalls[-1])
+        p95.append(stalls[int(0.95 * (len(stalls) - 1))])
+        print(f"round {r + 1}: app {results['app'][-1]:.1f} steps/s, plain {results['plain'][-1]:.1f}, "
+              f"plain channels-last {results['plain channels-last'][-1]:.1f}; longest stall {worst[-1]:.1f} ms, "
+              f"p95 {p95[-1]:.1f} ms over {len(stalls)} ticks")
+    ratio = statistics.median(a / b for a, b in zip(results["app"], results["plain"], strict=True))
+    ratio_cl = statistics.median(a / b for a, b in zip(results["app"], results["plain channels-last"], strict=True))
+    longest = max(worst)
+    print(f"longest event-loop stall {longest:.1f} ms (median over rounds {statistics.median(worst):.1f} ms, "
+          f"p95 {statistics.median(p95):.1f} ms): goal < 50 ms {'met' if longest < 50 else 'NOT met'}")
+    print(f"training speed in the app / plain loop: {ratio:.3f} (goal ≥ 0.95: {'met' if ratio >= 0.95 else 'NOT met'});"
+          f" / plain channels-last loop: {ratio_cl:.3f}")
+    window.training.shutdown()
+    window.document.undo_stack.setClean()
+    window.close()
+
+
+if __name__ == "__main__":
+    main()
