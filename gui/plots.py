@@ -5,6 +5,7 @@ so a million-step run pans as smoothly as a short one.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,11 @@ from PySide6.QtWidgets import (
 from .theme import is_dark
 
 FRAME_MS = 33  # ~30 Hz: fast enough to look live, slow enough that a 1M-point curve costs little
+# While a run trains, drawing competes with it for the CPU (and Python's lock): the next frame waits until drawing
+# has used at most this share of the time since the last one. A machine that draws a frame in 1 ms keeps 30 Hz;
+# one that needs 10 ms (a 2-core laptop, software rendering) draws about 2 frames a second.
+DRAW_BUDGET = 0.02
+MAX_FRAME_MS = 1000
 TRAIN_COLOR = "#3b7dd8"  # blue, the colour of the training figures everywhere
 VAL_COLOR = "#e0702b"    # orange, validation
 LR_COLOR = "#2e9e5b"     # green, the learning rate
@@ -424,6 +430,19 @@ def plot_background(palette: QPalette) -> QColor:
 
 
 # ---- the widget ---------------------------------------------------------------------------------------------
+class _TimedGraphics(pg.GraphicsLayoutWidget):
+    """The plots' canvas, remembering how long its last paint took (the frame budget reads it)."""
+
+    def __init__(self, *args: Any, **kw: Any):
+        super().__init__(*args, **kw)
+        self.paint_seconds = 0.0
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        t = time.perf_counter()
+        super().paintEvent(event)
+        self.paint_seconds = time.perf_counter() - t
+
+
 class TrainingPlots(QWidget):
     """Loss (per step, per epoch, validation), the metric (accuracy, MAE or R²) and the learning rate beneath,
     all against the step. Data arrive as plain dicts of NumPy arrays (`add_steps`) and floats (`add_epoch`);
@@ -442,6 +461,7 @@ class TrainingPlots(QWidget):
         self._steps: dict[str, _Series] = {k: _Series(4096) for k in ("loss", "lr", *METRIC_KEYS)}
         self._epochs: dict[str, _Series] = {}
         self._overlays: list[dict[str, Any]] = []
+        self._flush_seconds = 0.0
         self.updates = 0       # timer ticks that drew something (tests and the bench read it)
         self.set_data_calls = 0
 
@@ -505,7 +525,7 @@ class TrainingPlots(QWidget):
         return _Curve(item, log_axis, many)
 
     def _build_plots(self) -> None:
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = _TimedGraphics()
         self.graphics.ci.setContentsMargins(4, 4, 8, 4)
         self.graphics.ci.setSpacing(6)
         self.loss_plot = self.graphics.addPlot(row=0, col=0, axisItems=grid_axes())
@@ -718,10 +738,17 @@ class TrainingPlots(QWidget):
 
     def _schedule(self) -> None:
         if not self._timer.isActive():
-            self._timer.start()
+            self._timer.start(self.frame_interval())
+
+    def frame_interval(self) -> int:
+        """Milliseconds until the next frame: ~30 Hz, slower when drawing costs more than DRAW_BUDGET."""
+        cost = self._flush_seconds + self.graphics.paint_seconds
+        return int(min(MAX_FRAME_MS, max(FRAME_MS, 1000 * cost / DRAW_BUDGET)))
 
     def _on_frame(self) -> None:
+        t = time.perf_counter()
         self.flush()
+        self._flush_seconds = time.perf_counter() - t
 
     def _on_x_range_changed(self, box: Any, _range: Any) -> None:
         """A pan or zoom: long curves in that plot redraw from their pyramids when their points fall short."""

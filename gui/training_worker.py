@@ -22,8 +22,8 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from engine.callbacks import Callback, Snapshots
 
-STEPS_INTERVAL = 1 / 30      # at most ~30 `steps` emits a second
-PROGRESS_INTERVAL = 1 / 8    # ~8 `progress` emits a second
+STEPS_INTERVAL = 1 / 10      # at most ~10 `steps` emits a second (the plots draw a few frames a second)
+PROGRESS_INTERVAL = 1 / 4    # ~4 `progress` emits a second
 RATE_WINDOW = 2.0            # seconds over which steps/s is measured
 
 # kinds of failure (failed["kind"])
