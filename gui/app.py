@@ -733,7 +733,10 @@ def main(argv: list[str] | None = None) -> int:
         open_at_start(window, files)
 
     QTimer.singleShot(0, after_show)
-    return app.exec()
+    code = app.exec()
+    from .canvas.view import empty_clipboard
+    empty_clipboard()  # while the application still exists: see _clear_clipboard_at_exit
+    return code
 
 
 def open_at_start(window: MainWindow, files: list[str]) -> None:

@@ -3,6 +3,7 @@ turned into one Document call; the scene it shows (GraphScene) mirrors the docum
 """
 from __future__ import annotations
 
+import atexit
 import json
 
 from PySide6.QtCore import QByteArray, QEvent, QMimeData, QPoint, QPointF, QRectF, Qt, QTimer, Signal
@@ -149,6 +150,7 @@ class GraphView(QGraphicsView):
         mime = QMimeData()
         mime.setData(CLIPBOARD_MIME, QByteArray(data))
         QApplication.clipboard().setMimeData(mime)
+        _clear_clipboard_at_exit()
         self._paste_key = (data, 0)
         self.message.emit(f"Copied {_layers(len(ids))}.")
 
@@ -495,3 +497,26 @@ def _make_room_for_item_caches() -> None:
     wanted_kb = max(64 * 1024, int(4 * pixels * 4 / 1024))
     if QPixmapCache.cacheLimit() < wanted_kb:
         QPixmapCache.setCacheLimit(wanted_kb)
+
+
+_CLIPBOARD_HOOKED = False
+
+
+def _clear_clipboard_at_exit() -> None:
+    """The clipboard owns the QMimeData we gave it; left there when the interpreter ends, it is deleted by Qt's
+    clean-up after Python has let go of its wrapper, which crashes the process at exit (status 139 after a
+    clean run). Emptying the clipboard while the application still exists avoids it."""
+    global _CLIPBOARD_HOOKED
+    if not _CLIPBOARD_HOOKED:
+        _CLIPBOARD_HOOKED = True
+        atexit.register(empty_clipboard)
+
+
+def empty_clipboard() -> None:
+    """Empty the clipboard if it still holds our layers (what the user copied elsewhere since is left alone)."""
+    app = QApplication.instance()
+    if app is None:
+        return
+    mime = app.clipboard().mimeData()
+    if mime is not None and mime.hasFormat(CLIPBOARD_MIME):
+        app.clipboard().clear()
