@@ -531,8 +531,8 @@ class TrainingPlots(QWidget):
         self.loss_plot = self.graphics.addPlot(row=0, col=0, axisItems=grid_axes())
         self.metric_plot = self.graphics.addPlot(row=0, col=1, rowspan=2, axisItems=grid_axes())
         self.lr_plot = self.graphics.addPlot(row=1, col=0, axisItems=grid_axes(CompactAxis))
-        self.lr_plot.setMaximumHeight(120)
-        self.lr_plot.setMinimumHeight(80)
+        self.lr_plot.setMaximumHeight(110)
+        self.lr_plot.setMinimumHeight(48)  # a short dock keeps its room for the loss
         self.graphics.ci.layout.setRowStretchFactor(0, 4)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         for plot in (self.loss_plot, self.metric_plot, self.lr_plot):

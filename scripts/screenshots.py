@@ -240,6 +240,84 @@ class Shooter:
         self.settle()
         return self.grab()
 
+    def _train(self, template: str, epochs: int, wait_until=None) -> None:
+        """Open `template` with `epochs` and press Train; return when `wait_until()` holds (or the run ends)."""
+        w = self.window
+        w.new_from_template(template)
+        doc = w.document
+        doc.set_section("training", {**(doc.project.training or {}), "epochs": epochs})
+        self.settle()
+        w.training.train_action.trigger()
+        for _ in range(3000):
+            self.settle(50)
+            if not w.training.running or (wait_until is not None and wait_until()):
+                return
+
+    def training_live(self) -> QPixmap:
+        """cnn_mnist on digits 28×28 while it trains: the curves, the progress and ETA, the locked network."""
+        w = self.window
+        w.build_training_views()
+        steps = w.live_views.view("curves")
+        self._train("cnn_mnist", 12, lambda: len(steps.raw_steps("loss")[0]) > 120)
+        w.resizeDocks([w.live_dock], [430], Qt.Orientation.Vertical)
+        w.live_views.setCurrentWidget(steps)
+        picture = self.grab()
+        w.training.shutdown()
+        self.settle()
+        return picture
+
+    def training_filters(self) -> QPixmap:
+        """The first convolution's filters after a few epochs, with the run finished."""
+        w = self.window
+        self._train("cnn_mnist", 4)
+        w.resizeDocks([w.live_dock], [430], Qt.Orientation.Vertical)
+        w.live_views.setCurrentWidget(w.live_views.view("filters"))
+        return self.grab()
+
+    def decision_boundary(self) -> QPixmap:
+        """A small dense network on the 2-D moons: the TensorFlow-Playground view."""
+        w = self.window
+        w.new_empty()
+        self.settle()
+        doc = w.document
+        doc.set_params("input_1", {"shape": [2]})
+        w.view.select_nodes(["input_1"])
+        for layer in ("Linear", "ReLU", "Linear", "ReLU", "Linear"):
+            w._add_layer(layer)  # noqa: SLF001 - what a palette double-click calls
+            self.settle(30)
+        linears = [n for n, node in doc.graph.nodes.items() if node.type == "Linear"]
+        doc.set_params(linears[0], {"out_features": 16})
+        doc.set_params(linears[1], {"out_features": 16})
+        doc.set_params(linears[2], {"out_features": 2})
+        doc.set_section("data", {"source": "moons", "params": {"n_samples": 600, "noise": 0.2}})
+        doc.set_section("loss", {"type": "CrossEntropy", "params": {}})
+        doc.set_section("optimizer", {"type": "Adam", "params": {"lr": 0.02}})
+        doc.set_section("training", {"epochs": 30, "batch_size": 32})
+        w.view.tidy()
+        self.settle()
+        w.training.train_action.trigger()
+        for _ in range(3000):
+            self.settle(50)
+            if not w.training.running:
+                break
+        w.resizeDocks([w.live_dock], [430], Qt.Orientation.Vertical)
+        w.live_views.setCurrentWidget(w.live_views.view("boundary"))
+        return self.grab()
+
+    def evaluation(self) -> QPixmap:
+        """After training: the test split's confusion matrix and worst samples."""
+        w = self.window
+        self._train("cnn_mnist", 4)
+        done = []
+        w.training.evaluated.connect(done.append)
+        w.training.evaluate_action.trigger()
+        for _ in range(1200):
+            self.settle(50)
+            if done:
+                break
+        w.resizeDocks([w.evaluation_dock], [430], Qt.Orientation.Vertical)
+        return self.grab()
+
 
 SHOTS: dict[str, Callable[[Shooter], QPixmap]] = {
     "start-page": Shooter.start_page,
@@ -248,6 +326,10 @@ SHOTS: dict[str, Callable[[Shooter], QPixmap]] = {
     "palette-search": Shooter.palette_search,
     "dark-theme": Shooter.dark_theme,
     "build-from-empty": Shooter.build_from_empty,
+    "training-live": Shooter.training_live,
+    "training-filters": Shooter.training_filters,
+    "decision-boundary": Shooter.decision_boundary,
+    "evaluation": Shooter.evaluation,
 }
 
 
