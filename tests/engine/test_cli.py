@@ -227,8 +227,9 @@ def test_console_script_exists_and_works(tmp_path):
     via_module = run("summary", path, "--json")
     assert via_script.returncode == 0, via_script.stderr
     assert json.loads(via_script.stdout) == json.loads(via_module.stdout)
-    bare = run(exe=[str(SCRIPT)], cwd=tmp_path)
-    assert bare.returncode == 0 and "templates:" in bare.stdout
+    # With no argument the command opens the window; where there is no display it says so in one sentence.
+    bare = run(exe=[str(SCRIPT)], cwd=tmp_path, env={"DISPLAY": "", "WAYLAND_DISPLAY": "", "QT_QPA_PLATFORM": ""})
+    assert bare.returncode == 2 and "no display" in bare.stderr and "layerloom train" not in bare.stdout
     missing = run("summary", tmp_path / "missing.layerloom", exe=[str(SCRIPT)], cwd=tmp_path)
     assert missing.returncode == 2 and "no such file" in one_clear_line(missing)
 
