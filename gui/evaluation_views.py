@@ -17,10 +17,8 @@ from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QPoint, QRe
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFrame,
     QHeaderView,
     QLabel,
-    QScrollArea,
     QSizePolicy,
     QTableView,
     QTableWidget,
@@ -31,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from .colors import ERROR_COLOR, INFO_COLOR, OK_COLOR
+from .inspector import scrolling_page
 from .palette import blend
 
 CLASSIFICATION, BINARY, REGRESSION, RECONSTRUCTION = "classification", "binary", "regression", "reconstruction"
@@ -510,19 +509,7 @@ class EvaluationView(QWidget):
         self._plot = None
         self._cell: tuple[int, int] | None = None
 
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        self.scroll = QScrollArea(self)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        outer.addWidget(self.scroll)
-        page = QWidget()
-        page.setObjectName("evaluationPage")
-        self.scroll.setWidget(page)
-        body = QVBoxLayout(page)
-        body.setContentsMargins(14, 12, 14, 14)
-        body.setSpacing(6)
+        page, body = scrolling_page(self, "evaluationPage", (14, 12, 14, 14))
         self._body = body
 
         self.title = QLabel("No evaluation yet", page)

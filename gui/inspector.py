@@ -137,6 +137,43 @@ def param_tooltip(param: Param) -> str:
 
 
 # ---- one editor ---------------------------------------------------------------------------------------------
+def write_widget(widget: QWidget, value: Any, text: str) -> None:
+    """Show `value` in an editor without emitting its change signals (`text` for the text fields): views write
+    back what the model holds without echoing it as a new edit."""
+    was = widget.blockSignals(True)
+    try:
+        if isinstance(widget, QCheckBox):
+            widget.setChecked(bool(value))
+        elif isinstance(widget, QComboBox):
+            widget.setCurrentIndex(max(0, widget.findData(value)))
+        elif isinstance(widget, QSpinBox):
+            widget.setValue(int(value))
+        else:
+            widget.setText(text)
+            widget.setCursorPosition(0)
+    finally:
+        widget.blockSignals(was)
+
+
+def scrolling_page(owner: QWidget, name: str, margins: tuple[int, int, int, int]) -> tuple[QWidget, QVBoxLayout]:
+    """A vertically scrolling page filling `owner` (a form or a report in a dock): the page and its layout."""
+    outer = QVBoxLayout(owner)
+    outer.setContentsMargins(0, 0, 0, 0)
+    owner.scroll = QScrollArea(owner)
+    owner.scroll.setWidgetResizable(True)
+    owner.scroll.setFrameShape(QFrame.Shape.NoFrame)
+    # A narrow dock scrolls sideways rather than cutting off what does not fit (a row of preview images).
+    owner.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    outer.addWidget(owner.scroll)
+    page = QWidget()
+    page.setObjectName(name)
+    owner.scroll.setWidget(page)
+    body = QVBoxLayout(page)
+    body.setContentsMargins(*margins)
+    body.setSpacing(6)
+    return page, body
+
+
 class _Editor:
     """One parameter's widget and its red error line; reads and writes values, never the document."""
 
@@ -144,20 +181,7 @@ class _Editor:
         self.param, self.node_id, self.widget, self.error = param, node_id, widget, error
 
     def write(self, value: Any) -> None:
-        w = self.widget
-        was = w.blockSignals(True)
-        try:
-            if isinstance(w, QCheckBox):
-                w.setChecked(bool(value))
-            elif isinstance(w, QComboBox):
-                w.setCurrentIndex(max(0, w.findData(value)))
-            elif isinstance(w, QSpinBox):
-                w.setValue(int(value))
-            else:
-                w.setText(format_value(self.param, value))
-                w.setCursorPosition(0)
-        finally:
-            w.blockSignals(was)
+        write_widget(self.widget, value, format_value(self.param, value))
 
     def read(self, owner: str) -> Any:
         w = self.widget

@@ -28,12 +28,10 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -65,7 +63,7 @@ from engine.runner import EARLY_STOPPING_PARAMS, TRAINING_PARAMS, training_confi
 
 from .colors import ERROR_COLOR, OK_COLOR, WARNING_COLOR
 from .evaluation_views import ImageGallery, SampleTable, image_range, section_label
-from .inspector import format_value, param_tooltip, parse_value
+from .inspector import format_value, param_tooltip, parse_value, scrolling_page, write_widget
 from .palette import blend
 
 DEFAULT_OPTIMIZER = {"type": "Adam", "params": {}}  # what the runner uses when the project names none
@@ -151,18 +149,7 @@ class _Field:
         return (self.section, *self.path)
 
     def write(self, value: Any) -> None:
-        w = self.widget
-        was = w.blockSignals(True)
-        try:
-            if isinstance(w, QCheckBox):
-                w.setChecked(bool(value))
-            elif isinstance(w, QComboBox):
-                w.setCurrentIndex(max(0, w.findData(value)))
-            else:
-                w.setText(self.text_of(value))
-                w.setCursorPosition(0)
-        finally:
-            w.blockSignals(was)
+        write_widget(self.widget, value, self.text_of(value))
 
     def text_of(self, value: Any) -> str:
         if value is None:
@@ -345,19 +332,7 @@ class TrainingSetupPanel(QWidget):
 
     # ---- building -------------------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        self.scroll = QScrollArea(self)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        outer.addWidget(self.scroll)
-        page = QWidget()
-        page.setObjectName("trainingSetupPage")
-        self.scroll.setWidget(page)
-        body = QVBoxLayout(page)
-        body.setContentsMargins(12, 10, 12, 14)
-        body.setSpacing(6)
+        page, body = scrolling_page(self, "trainingSetupPage", (12, 10, 12, 14))
         self._page = page
 
         self.lock_banner = QLabel(page)
