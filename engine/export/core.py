@@ -340,7 +340,15 @@ def _export_onnx(model: "nn.Module", sample: tuple, path: Path) -> _Done:
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     del proto
     onnx.checker.check_model(str(path))
+    run, input_names = onnx_runner(path, "the exported model")
+    return _Done(run, [f"ONNX opset {opset}, written by {exporter}; inputs {', '.join(input_names)} and outputs "
+                       f"{', '.join(names['output_names'])} with a dynamic batch axis; checked in onnxruntime "
+                       f"against PyTorch"])
 
+
+def onnx_runner(path: Path, what: str) -> tuple[Callable[[tuple], list], list[str]]:
+    """An onnxruntime session on the CPU for a written ONNX file: `run(inputs)` gives its outputs as a list, and
+    an ExportError naming `what` when onnxruntime cannot run it; also the session's input names."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -352,11 +360,9 @@ def _export_onnx(model: "nn.Module", sample: tuple, path: Path) -> _Done:
         try:
             return _outputs(session.run(None, {n: t.numpy() for n, t in zip(input_names, inputs)}))
         except Exception as e:
-            raise ExportError(f"onnxruntime cannot run the exported model on a batch of {inputs[0].shape[0]}: "
+            raise ExportError(f"onnxruntime cannot run {what} on a batch of {inputs[0].shape[0]}: "
                               f"{str(e).strip().splitlines()[0][:300]}") from None
-    return _Done(run, [f"ONNX opset {opset}, written by {exporter}; inputs {', '.join(input_names)} and outputs "
-                       f"{', '.join(names['output_names'])} with a dynamic batch axis; checked in onnxruntime "
-                       f"against PyTorch"])
+    return run, input_names
 
 
 def _export_pt2(model: "nn.Module", sample: tuple, path: Path) -> _Done:

@@ -37,7 +37,7 @@ from torch.ao.nn.quantized import dynamic as nnqd
 
 from ..errors import LayerLoomError
 from ..layers.modules import _Recurrent
-from .core import _Done, _export_onnx, _first_line, _outputs
+from .core import _Done, _export_onnx, _first_line, _outputs, onnx_runner
 from .report import ExportError, ExportReport
 
 # The ONNX operators onnxruntime quantises, and those it writes in their place (int8 weights).
@@ -179,7 +179,6 @@ def _export_torchscript_int8(model: nn.Module, sample: tuple, path: Path, scratc
 
 def _export_onnx_int8(model: nn.Module, sample: tuple, path: Path, scratch: Path) -> _Done:
     import onnx
-    import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -198,17 +197,7 @@ def _export_onnx_int8(model: nn.Module, sample: tuple, path: Path, scratch: Path
         raise ExportError("onnxruntime quantised none of the network's Linear or LSTM layers; export the int8 "
                           "network as TorchScript instead (a name not ending in .onnx, e.g. model.int8.ts)")
     onnx.checker.check_model(str(path))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    input_names = [i.name for i in session.get_inputs()]
-
-    def run(inputs):
-        try:
-            return _outputs(session.run(None, {n: t.numpy() for n, t in zip(input_names, inputs)}))
-        except Exception as e:
-            raise ExportError(f"onnxruntime cannot run the int8 model on a batch of {inputs[0].shape[0]}: "
-                              f"{str(e).strip().splitlines()[0][:300]}") from None
+    run, _ = onnx_runner(path, "the int8 model")
     counts = ", ".join(f"{n} {op}" for op, n in int8.items())
     done = _Done(run, [f"the float ONNX export ({float_done.notes[0]}), quantised by onnxruntime "
                        f"(quantize_dynamic, int8 weights: {counts}); GRU layers, if any, stay float in ONNX "
