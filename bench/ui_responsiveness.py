@@ -109,6 +109,11 @@ def main() -> None:
     window = MainWindow(settings=QSettings(f"{_home}/s.ini", QSettings.IniFormat), autosaver=Autosaver(f"{_home}/a"))
     window.resize(1440, 900)
     window.show()
+    # As at a real start: PyTorch and what training imports load in the background once the window shows.
+    warmed = QEventLoop()
+    window.warm_up.done.connect(lambda text: warmed.quit())
+    window.warm_up.start()
+    warmed.exec()
     window.new_from_template("cnn_mnist")
     training = dict(window.document.project.training or {})
     training["epochs"] = args.epochs

@@ -57,7 +57,19 @@ class TorchWarmUp(QObject):
     def _run(self) -> None:
         t0 = time.perf_counter()
         try:
+            # What the first run would otherwise import while it trains: the optimizer's first step pulls in
+            # torch._dynamo (about 1.5 s of imports), the bundled data sets scikit-learn. An import holds Python's
+            # lock for long stretches, so done here, while the user looks at the window, it cannot stall the
+            # live views during a run.
+            import sklearn.datasets  # noqa: F401
             import torch
+
+            import engine.runner  # noqa: F401
+            weight = torch.zeros(2, requires_grad=True)
+            optimizer = torch.optim.Adam([weight], lr=0.1)
+            (weight * 2.0).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
             text = f"PyTorch {torch.__version__} ready ({time.perf_counter() - t0:.1f} s)"
         except Exception as e:  # a broken install must not take the editor down
             text = f"PyTorch could not be loaded: {e}"

@@ -11,6 +11,8 @@ runs in the GUI thread.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import threading
 import time
 import traceback
@@ -256,6 +258,22 @@ def progress_payload(trainer: Any, session: TrainingSession, steps_per_s: float 
     return payload
 
 
+TRAINING_NICENESS = 4
+
+
+def _yield_to_the_window() -> None:
+    """Lower this thread's scheduling priority a little (Linux lets each thread have its own), before it starts
+    PyTorch's worker threads, which inherit it. On a machine with few cores the training threads otherwise
+    keep the window's thread waiting for a core for up to ~100 ms; niced, they still get every cycle the window
+    does not use, so training alone runs as fast as before."""
+    if sys.platform.startswith("linux"):
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + TRAINING_NICENESS))
+        except (OSError, AttributeError):  # not permitted, or not available: train at normal priority
+            pass
+
+
 class TrainingSession(QObject):
     """One training run of a project, on its own thread. Create it in the GUI thread, connect, then start().
 
@@ -424,6 +442,7 @@ class TrainingSession(QObject):
 
     def _run(self) -> None:
         t0 = time.perf_counter()
+        _yield_to_the_window()
         outcome: dict[str, Any] = {"status": "failed", "message": "", "run_dir": None, "weights": None,
                                    "best_weights": None, "history": [], "epochs_done": 0, "steps_done": 0,
                                    "notes": [], "best_epoch": None}

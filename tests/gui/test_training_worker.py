@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -301,3 +302,27 @@ def test_autoencoder_snapshots_carry_reconstructions(qtbot, make_session, tmp_pa
     assert rec.of("started")[0]["task"] == "reconstruction" and rec.of("started")[0]["metric"] == "mae"
     assert done["status"] == "stopped"
     assert math.isfinite(rec.of("steps")[0]["mae"][0])
+
+
+class Niceness(Callback):
+    """Records the scheduling priority of the thread that trains."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_end(self, trainer, logs):
+        import os
+        import threading
+        self.seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is a Linux feature")
+def test_the_training_thread_yields_to_the_window(qtbot, make_session, tmp_path):
+    import os
+    import threading
+    probe = Niceness()
+    session, _ = make_session(moons_project(epochs=1), tmp_path, callbacks=[probe])
+    assert finish(qtbot, session)["status"] == "finished"
+    window = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert probe.seen and all(p > window for p in probe.seen)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == window  # the window's thread is untouched
