@@ -179,7 +179,28 @@ class _Thumbnail(QWidget):
         painter.end()
 
 
-class TemplateCard(QFrame):
+class _HoverFrame(QFrame):
+    """A clickable frame that repaints when the pointer enters or leaves (`_hovered`) and recolours its texts
+    when the palette changes (`_on_palette_changed`): what the template cards and the recent rows share."""
+
+    _hovered = False
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.HoverEnter, QEvent.Type.HoverLeave):
+            self._hovered = event.type() == QEvent.Type.HoverEnter
+            self.update()
+        return super().event(event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._on_palette_changed()
+        super().changeEvent(event)
+
+    def _on_palette_changed(self) -> None:
+        """Recolour what the palette does not reach (labels with their own colours)."""
+
+
+class TemplateCard(_HoverFrame):
     """One template in the gallery: click it, or focus it and press Enter, to start from it."""
 
     activated = Signal(str)
@@ -268,17 +289,6 @@ class TemplateCard(QFrame):
             self.activated.emit(self.name)
             return
         super().keyPressEvent(event)
-
-    def event(self, event: QEvent) -> bool:
-        if event.type() in (QEvent.Type.HoverEnter, QEvent.Type.HoverLeave):
-            self._hovered = event.type() == QEvent.Type.HoverEnter
-            self.update()
-        return super().event(event)
-
-    def changeEvent(self, event: QEvent) -> None:
-        if event.type() == QEvent.Type.PaletteChange:
-            self._on_palette_changed()
-        super().changeEvent(event)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -425,7 +435,7 @@ def _short_folder(path: Path) -> str:
     return folder
 
 
-class RecentRow(QFrame):
+class RecentRow(_HoverFrame):
     """One recent file: its name over its folder; greyed and inert when the file is gone."""
 
     activated = Signal(str)
@@ -471,17 +481,6 @@ class RecentRow(QFrame):
             self.activated.emit(self.path)
             return
         super().keyPressEvent(event)
-
-    def event(self, event: QEvent) -> bool:
-        if event.type() in (QEvent.Type.HoverEnter, QEvent.Type.HoverLeave):
-            self._hovered = event.type() == QEvent.Type.HoverEnter
-            self.update()
-        return super().event(event)
-
-    def changeEvent(self, event: QEvent) -> None:
-        if event.type() == QEvent.Type.PaletteChange:
-            self._on_palette_changed()
-        super().changeEvent(event)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
