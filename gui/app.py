@@ -186,6 +186,16 @@ class MainWindow(QMainWindow):
         from .evaluation_views import EvaluationView
         return self._built("evaluation", self.evaluation_dock, EvaluationView)
 
+    def past_runs(self) -> list:
+        """The open project's finished or stopped runs on disk, newest first, without the one training now."""
+        doc = self.document
+        if doc is None or doc.path is None:
+            return []
+        from engine.runs import list_runs
+        session = self.training.session
+        current = getattr(session, "run_dir", None) if session is not None else None
+        return [r for r in list_runs(doc.path) if current is None or r.folder != current]
+
     def build_training_views(self) -> None:
         """Build the training docks' widgets now (called once the window has painted)."""
         self.training_panel, self.live_views, self.evaluation_view  # noqa: B018 - properties that build
@@ -196,6 +206,8 @@ class MainWindow(QMainWindow):
             widget.set_document(self.document)
             if self.document is not None and self.document.locked:
                 widget.set_locked(True, self.document.locked)
+        elif key == "live":
+            widget.curves.runs_provider = self.past_runs
         elif key == "evaluation" and hasattr(widget, "sample_selected"):
             widget.sample_selected.connect(lambda i: self.statusBar().showMessage(f"sample {i}", 3000))
 

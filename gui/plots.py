@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,9 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QSlider,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -501,7 +504,18 @@ class TrainingPlots(QWidget):
         self.metric_combo.currentIndexChanged.connect(self._on_metric_chosen)
         self.status_label = QLabel("")
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for w in (smoothing, self.smoothing_slider, self.smoothing_spin, self.log_check, self.metric_combo):
+        # past runs of the project, offered for overlay; the window sets the provider (plain RunInfo records)
+        self.runs_provider: Callable[[], list[Any]] | None = None
+        self.compare_button = QToolButton()
+        self.compare_button.setText("Compare runs")
+        self.compare_button.setToolTip("overlay the epoch curves of this project's past runs (dashed: training, "
+                                       "dotted: validation)")
+        self.compare_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.compare_menu = QMenu(self.compare_button)
+        self.compare_menu.aboutToShow.connect(self.fill_compare_menu)
+        self.compare_button.setMenu(self.compare_menu)
+        for w in (smoothing, self.smoothing_slider, self.smoothing_spin, self.log_check, self.metric_combo,
+                  self.compare_button):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.status_label)
@@ -646,6 +660,59 @@ class TrainingPlots(QWidget):
 
     def overlay_names(self) -> list[str]:
         return [o["name"] for o in self._overlays]
+
+    def remove_overlay(self, name: str) -> None:
+        for overlay in [o for o in self._overlays if o["name"] == name]:
+            self._remove_overlay_items(overlay)
+            self._overlays.remove(overlay)
+        self._schedule()
+
+    def fill_compare_menu(self) -> None:
+        """List the project's past runs (newest first) as check boxes; a checked run is overlaid."""
+        menu = self.compare_menu
+        menu.clear()
+        try:
+            runs = list(self.runs_provider()) if self.runs_provider else []
+        except OSError as e:  # a runs folder that cannot be read: say so in the menu
+            menu.addAction(f"The runs folder cannot be read: {e.strerror or e}").setEnabled(False)
+            return
+        if not runs:
+            menu.addAction("No past runs yet: a saved project keeps each run in its runs folder").setEnabled(False)
+            return
+        shown = set(self.overlay_names())
+        for run in runs[:30]:
+            action = menu.addAction(_run_label(run))
+            action.setCheckable(True)
+            action.setChecked(run.name in shown)
+            action.setToolTip(str(run.folder))
+            action.toggled.connect(lambda on, r=run: self.compare_run(r, on))
+        if len(runs) > 30:
+            menu.addAction(f"… {len(runs) - 30} older runs").setEnabled(False)
+        menu.addSeparator()
+        clear = menu.addAction("Clear comparison")
+        clear.setEnabled(bool(shown))
+        clear.triggered.connect(self.clear_overlays)
+
+    def compare_run(self, run: Any, on: bool = True) -> bool:
+        """Overlay (or remove) one past run, read from its folder; False with the reason in the status line
+        when its history cannot be read."""
+        if not on:
+            self.remove_overlay(run.name)
+            return True
+        if run.name in self.overlay_names():
+            return True
+        from engine.errors import ProjectError
+        from engine.runs import load_history
+        try:
+            history = load_history(run.folder)
+        except (ProjectError, OSError) as e:
+            self.status_label.setText(f"{run.name}: its curves cannot be read ({e})")
+            return False
+        if not history.get("epochs"):
+            self.status_label.setText(f"{run.name} finished no epoch: nothing to compare")
+            return False
+        self.add_overlay(run.name, history)
+        return True
 
     def set_smoothing(self, alpha: float) -> None:
         """EMA weight of the per-step curves on screen, 0 (raw) to 0.99; the stored values never change."""
@@ -903,6 +970,19 @@ class TrainingPlots(QWidget):
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange and hasattr(self, "graphics"):
             self._apply_palette()
+
+
+def _run_label(run: Any) -> str:
+    """'2026-11-23 14:05 · finished · 10 epochs · val_acc 93.1 %' for a RunInfo."""
+    parts = [run.name, run.status]
+    if run.epochs_done:
+        parts.append(f"{run.epochs_done} epoch{'s' if run.epochs_done != 1 else ''}")
+    for key in ("val_acc", "acc", "val_r2", "val_mae", "val_loss", "loss"):
+        if key in run.metrics:
+            value = run.metrics[key]
+            parts.append(f"{key} {value * 100:.1f} %" if key.endswith("acc") else f"{key} {value:.4g}")
+            break
+    return " · ".join(parts)
 
 
 def _fmt_metric(key: str, value: float) -> str:

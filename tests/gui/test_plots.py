@@ -298,6 +298,37 @@ def test_overlays_of_past_runs(plots):
     assert len(plots.loss_plot.listDataItems()) == before and plots.overlay_names() == []
 
 
+def test_compare_menu_offers_past_runs_from_disk(plots, tmp_path):
+    from engine.runs import list_runs, write_history
+    project = tmp_path / "p.layerloom"
+    project.write_text("{}")
+    runs = tmp_path / "runs"
+    good, broken = runs / "2026-11-01_10-00-00", runs / "2026-11-02_10-00-00"
+    good.mkdir(parents=True)
+    write_history(good, {"epochs": [epoch_logs(1, 100), epoch_logs(2, 200)], "steps": []})
+    broken.mkdir(parents=True)
+    (broken / "history.json").write_text('{"epochs": [')  # cut off by a crash
+    (broken / "settings.json").write_text("{}")
+    plots.fill_compare_menu()  # no provider yet: one disabled line that says why
+    [only] = plots.compare_menu.actions()
+    assert not only.isEnabled() and "No past runs" in only.text()
+    plots.runs_provider = lambda: list_runs(project)
+    plots.fill_compare_menu()
+    offered = [a for a in plots.compare_menu.actions() if a.isCheckable()]
+    assert [a.text().split(" · ")[0] for a in offered] == [broken.name, good.name]  # newest first
+    assert "val_acc" in offered[1].text()
+    offered[1].setChecked(True)
+    assert plots.overlay_names() == [good.name]
+    offered[0].setChecked(True)  # the broken one: a message, no overlay, nothing else lost
+    assert plots.overlay_names() == [good.name] and broken.name in plots.status_label.text()
+    plots.fill_compare_menu()  # reopened: the overlaid run is ticked
+    ticked = [a.text().split(" · ")[0] for a in plots.compare_menu.actions() if a.isChecked()]
+    assert ticked == [good.name]
+    clear = [a for a in plots.compare_menu.actions() if a.text() == "Clear comparison"][0]
+    clear.trigger()
+    assert plots.overlay_names() == []
+
+
 def test_plots_follow_the_theme(plots, qapp, qtbot, restore_theme):
     def background():
         return plots.graphics.backgroundBrush().color()

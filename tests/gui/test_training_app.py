@@ -3,6 +3,8 @@ run shows a banner and keeps the last good weights, the trained weights go with 
 evaluation view, and Export from the dialog is checked."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
@@ -71,6 +73,20 @@ def test_train_from_the_window_feeds_the_views_and_keeps_the_weights(window, qtb
     assert "error" not in evaluation, evaluation.get("error")
     assert evaluation["confusion"].sum() == evaluation["n"]
     assert w.evaluation_view.result is evaluation
+    # The run is offered for comparison: checked in the Compare menu, its epoch curves are overlaid.
+    curves = w.live_views.view("curves")
+    runs = w.past_runs()
+    assert [r.folder.resolve() for r in runs] == [Path(result["run_dir"]).resolve()]
+    curves.fill_compare_menu()
+    offered = [a for a in curves.compare_menu.actions() if a.isCheckable()]
+    assert len(offered) == 1 and runs[0].name in offered[0].text() and "2 epochs" in offered[0].text()
+    offered[0].setChecked(True)
+    assert curves.overlay_names() == [runs[0].name]
+    curves.flush()
+    drawn = [c.item for c in curves._overlays[0]["items"]]  # noqa: SLF001 - the drawn overlay curves
+    assert drawn and all(item.xData is not None and len(item.xData) == 2 for item in drawn)
+    offered[0].setChecked(False)
+    assert curves.overlay_names() == []
     # Reopened later, the project is trained and ready to evaluate or export.
     w.show_start_page()
     assert w.open_file(tmp_path / "cnn.layerloom")
