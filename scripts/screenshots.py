@@ -318,6 +318,66 @@ class Shooter:
         w.resizeDocks([w.evaluation_dock], [430], Qt.Orientation.Vertical)
         return self.grab()
 
+    def _template_view(self, template: str, epochs: int, tab: str, running_steps: int | None = None) -> QPixmap:
+        """Train `template` and show the live view `tab`: while it runs (after `running_steps` steps) or, without
+        running_steps, once the run has ended."""
+        w = self.window
+        w.build_training_views()
+        curves = w.live_views.view("curves")
+        wait = None if running_steps is None else (lambda: len(curves.raw_steps("loss")[0]) > running_steps)
+        self._train(template, epochs, wait)
+        w.resizeDocks([w.live_dock], [430], Qt.Orientation.Vertical)
+        w.live_views.setCurrentWidget(w.live_views.view(tab))
+        self.settle(400)
+        picture = self.grab()
+        if running_steps is not None:
+            w.training.shutdown()
+            self.settle()
+        return picture
+
+    def cifar_filters(self) -> QPixmap:
+        """cnn_cifar on the 3×32×32 shapes while it trains: colour filters."""
+        return self._template_view("cnn_cifar", 6, "filters", running_steps=150)
+
+    def residual_features(self) -> QPixmap:
+        """residual_block on digits while it trains: the feature maps of a layer for one sample."""
+        return self._template_view("residual_block", 3, "features", running_steps=200)
+
+    def autoencoder_reconstructions(self) -> QPixmap:
+        """conv_autoencoder after training: inputs above their reconstructions."""
+        return self._template_view("conv_autoencoder", 4, "reconstructions")
+
+    def mlp_histograms(self) -> QPixmap:
+        """mlp_mnist_128 after training: per-layer weight and gradient histograms and norms."""
+        return self._template_view("mlp_mnist_128", 4, "histograms")
+
+    def compare_runs(self) -> QPixmap:
+        """Two runs of mlp_784_64_10 with different learning rates, the first overlaid on the second's curves."""
+        w = self.window
+        w.build_training_views()
+        w.new_from_template("mlp_784_64_10")
+        doc = w.document
+        assert w._save_to(self.tmp / "compare.layerloom")  # noqa: SLF001 - a saved project keeps its runs
+        finished: list[dict] = []
+        w.training.run_finished.connect(finished.append)
+        for lr in (0.0005, 0.005):
+            doc.set_section("optimizer", {"type": "Adam", "params": {"lr": lr}})
+            doc.set_section("training", {**(doc.project.training or {}), "epochs": 6})
+            runs = len(finished)
+            w.training.train_action.trigger()
+            for _ in range(3000):
+                self.settle(50)
+                if len(finished) > runs:
+                    break
+        curves = w.live_views.view("curves")
+        curves.fill_compare_menu()
+        older = [a for a in curves.compare_menu.actions() if a.isCheckable()][-1]
+        older.setChecked(True)
+        w.resizeDocks([w.live_dock], [430], Qt.Orientation.Vertical)
+        w.live_views.setCurrentWidget(curves)
+        self.settle(400)
+        return self.grab()
+
 
 SHOTS: dict[str, Callable[[Shooter], QPixmap]] = {
     "start-page": Shooter.start_page,
@@ -330,6 +390,11 @@ SHOTS: dict[str, Callable[[Shooter], QPixmap]] = {
     "training-filters": Shooter.training_filters,
     "decision-boundary": Shooter.decision_boundary,
     "evaluation": Shooter.evaluation,
+    "cifar-filters": Shooter.cifar_filters,
+    "residual-features": Shooter.residual_features,
+    "autoencoder-reconstructions": Shooter.autoencoder_reconstructions,
+    "mlp-histograms": Shooter.mlp_histograms,
+    "compare-runs": Shooter.compare_runs,
 }
 
 

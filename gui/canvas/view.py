@@ -15,10 +15,11 @@ from engine.layers import get_spec
 from engine.layout import COLUMN, ROW
 
 from ..document import CLIPBOARD_MIME, LAYER_MIME, Document
-from .items import GRID, NODE_HEIGHT, NODE_WIDTH, OVERVIEW_ZOOM, NodeItem, grid_snap
+from .items import GRID, LOD_LABEL, NODE_HEIGHT, NODE_WIDTH, OVERVIEW_ZOOM, NodeItem, grid_snap
 from .scene import GraphScene
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 3.0
+READABLE_ZOOM = LOD_LABEL  # a document opens at least this close: layer names and shapes on wires stay legible
 WHEEL_STEP = 1.0015  # per 1/8 degree: one notch (120) zooms by 20 %
 PASTE_STEP = 40.0
 
@@ -100,7 +101,7 @@ class GraphView(QGraphicsView):
         self._update_scroll_area()
         self._fit_pending = True
         if self.isVisible():
-            self.fit()
+            self.fit(readable=True)
         self.selection_changed.emit([])
 
     # ---- selection -------------------------------------------------------------------------------------
@@ -303,20 +304,28 @@ class GraphView(QGraphicsView):
         h.setValue(h.value() + round(dx))
         v.setValue(v.value() + round(dy))
 
-    def fit(self) -> None:
-        """Show the whole graph (never magnified past 100 %)."""
+    def fit(self, readable: bool = False) -> None:
+        """Show the whole graph (never magnified past 100 %). `readable` (a document just opened): never zoom out
+        so far that the layers' names vanish; a graph too big for that shows its top (the inputs) instead, and F
+        shows all of it."""
         self._fit_pending = False
         rect = self._scene.content_rect().adjusted(-40, -40, 40, 40)
         size = self.viewport().size()
         if size.width() < 10 or size.height() < 10:
             return
         scale = min(size.width() / rect.width(), size.height() / rect.height(), 1.0)
-        scale = min(MAX_ZOOM, max(MIN_ZOOM, scale))
+        scale = min(MAX_ZOOM, max(MIN_ZOOM, READABLE_ZOOM if readable else MIN_ZOOM, scale))
         self._update_scroll_area(scale)
         self.resetTransform()
         self.scale(scale, scale)
         self.settle_zoom()
-        self.centerOn(rect.center())
+        center = rect.center()
+        half_w, half_h = size.width() / scale / 2, size.height() / scale / 2
+        if rect.width() > 2 * half_w:
+            center.setX(rect.left() + half_w)
+        if rect.height() > 2 * half_h:
+            center.setY(rect.top() + half_h)
+        self.centerOn(center)
 
     def _update_scroll_area(self, scale: float | None = None) -> None:
         """Room to pan: the graph plus a viewport's worth on every side at this zoom, so the canvas never
@@ -338,7 +347,7 @@ class GraphView(QGraphicsView):
 
     def _fit_if_pending(self) -> None:
         if self._fit_pending:
-            self.fit()
+            self.fit(readable=True)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
