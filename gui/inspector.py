@@ -137,6 +137,55 @@ def param_tooltip(param: Param) -> str:
 
 
 # ---- one editor ---------------------------------------------------------------------------------------------
+def param_editor(param: Param, parent: QWidget, name: str, watcher: QObject, commit, *,
+                 spin_ints: bool = True, label=None) -> tuple[QWidget, QLabel]:
+    """The editor for one parameter (check box, combo box, spin box or text field with a hint), its tooltip and
+    a hidden red error line under it; `commit()` runs once per finished edit (Enter, focus change, a toggle).
+    `watcher` filters the editor's events (wheel over an unfocused editor scrolls the form); `label(choice)`
+    names a combo box's choices."""
+    kind = param.kind
+    if kind == BOOL:
+        w: QWidget = QCheckBox(parent)
+    elif kind == CHOICE:
+        w = QComboBox(parent)
+        for c in param.choices:
+            w.addItem(label(c) if label else c, c)
+    elif kind == INT and not param.optional and spin_ints:
+        w = QSpinBox(parent)
+        w.setRange(int(param.min) if param.min is not None else _INT_MIN,
+                   int(param.max) if param.max is not None else _INT_MAX)
+        w.setKeyboardTracking(False)  # one commit per Enter / focus change / arrow step, not per keystroke
+        w.setAccelerated(True)
+    else:
+        w = QLineEdit(parent)
+        if param.optional:
+            w.setPlaceholderText("not set")
+        elif kind == "path":
+            w.setPlaceholderText("choose a file…")
+        elif kind == FLOAT:
+            w.setPlaceholderText("a number, e.g. 0.001 or 1e-5")
+        else:
+            w.setPlaceholderText(_format_hint(param))
+    w.setObjectName(name)
+    w.setToolTip(param_tooltip(param))
+    w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a wheel over the form scrolls it, never edits a value
+    w.installEventFilter(watcher)
+    error = QLabel(parent)
+    error.setWordWrap(True)
+    error.setStyleSheet(f"color: {ERROR_COLOR};")
+    error.hide()
+    done = lambda *_: commit()
+    if isinstance(w, QCheckBox):
+        w.toggled.connect(done)
+    elif isinstance(w, QComboBox):
+        w.currentIndexChanged.connect(done)
+    elif isinstance(w, QSpinBox):
+        w.valueChanged.connect(done)
+    else:
+        w.editingFinished.connect(done)
+    return w, error
+
+
 def write_widget(widget: QWidget, value: Any, text: str) -> None:
     """Show `value` in an editor without emitting its change signals (`text` for the text fields): views write
     back what the model holds without echoing it as a new edit."""
@@ -451,46 +500,10 @@ class InspectorWidget(QWidget):
         self._set_hint(None)
 
     def _make_editor(self, param: Param, node_id: str, parent: QWidget) -> _Editor:
-        kind = param.kind
-        if kind == BOOL:
-            w: QWidget = QCheckBox(parent)
-        elif kind == CHOICE:
-            w = QComboBox(parent)
-            for c in param.choices:
-                w.addItem(c, c)
-        elif kind == INT and not param.optional:
-            w = QSpinBox(parent)
-            w.setRange(int(param.min) if param.min is not None else _INT_MIN,
-                       int(param.max) if param.max is not None else _INT_MAX)
-            w.setKeyboardTracking(False)  # one commit per Enter / focus change / arrow step, not per keystroke
-            w.setAccelerated(True)
-        else:
-            w = QLineEdit(parent)
-            if param.optional:
-                w.setPlaceholderText("not set")
-            elif kind == FLOAT:
-                w.setPlaceholderText("a number, e.g. 0.001 or 1e-5")
-            else:
-                w.setPlaceholderText(_format_hint(param))
-        w.setObjectName(f"param_{param.name}")
-        w.setToolTip(param_tooltip(param))
-        w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a wheel over the form scrolls it, never edits a value
-        w.installEventFilter(self)
-        error = QLabel(parent)
-        error.setWordWrap(True)
-        error.setStyleSheet(f"color: {ERROR_COLOR};")
-        error.hide()
-        editor = _Editor(param, node_id, w, error)
-        commit = lambda *_: self._commit(editor)
-        if isinstance(w, QCheckBox):
-            w.toggled.connect(commit)
-        elif isinstance(w, QComboBox):
-            w.currentIndexChanged.connect(commit)
-        elif isinstance(w, QSpinBox):
-            w.valueChanged.connect(commit)
-        else:
-            w.editingFinished.connect(commit)
-        return editor
+        editor: list[_Editor] = []
+        w, error = param_editor(param, parent, f"param_{param.name}", self, lambda: self._commit(editor[0]))
+        editor.append(_Editor(param, node_id, w, error))
+        return editor[0]
 
     # ---- edits -----------------------------------------------------------------------------------------------
     def _commit(self, editor: _Editor) -> None:

@@ -58,12 +58,12 @@ from engine.errors import LayerLoomError
 from engine.layers import fmt
 from engine.losses import all_losses, check_loss_fit, get_loss
 from engine.optimizers import all_optimizers, all_schedules, get_optimizer, get_schedule
-from engine.params import BOOL, CHOICE, Param
+from engine.params import BOOL, Param
 from engine.runner import EARLY_STOPPING_PARAMS, TRAINING_PARAMS, training_config
 
 from .colors import ERROR_COLOR, OK_COLOR, WARNING_COLOR
 from .evaluation_views import ImageGallery, SampleTable, image_range, section_label
-from .inspector import format_value, param_tooltip, parse_value, scrolling_page, write_widget
+from .inspector import format_value, param_editor, param_tooltip, parse_value, scrolling_page, write_widget
 from .palette import blend
 
 DEFAULT_OPTIMIZER = {"type": "Adam", "params": {}}  # what the runner uses when the project names none
@@ -546,30 +546,13 @@ class TrainingSetupPanel(QWidget):
         parent = form.parentWidget()
         label = label or LABELS.get((section, *path), param.name)
         kind = param.kind
-        if kind == BOOL:
-            w: QWidget = QCheckBox(parent)
-        elif kind == CHOICE:
-            w = QComboBox(parent)
-            for c in param.choices:
-                w.addItem(DEVICE_LABELS.get(c, c) if param.name == "device" else c, c)
-            w.installEventFilter(self)
-        else:
-            w = QLineEdit(parent)
-            if param.optional:
-                w.setPlaceholderText("not set")
-            elif kind == PATH:
-                w.setPlaceholderText("choose a file…")
-            elif param.kind == "float":
-                w.setPlaceholderText("a number, e.g. 0.001 or 1e-5")
-        w.setObjectName(f"{section}_{'_'.join(path)}")
-        tip = param_tooltip(param)
-        w.setToolTip(tip)
-        w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # a wheel over the form scrolls it, never edits a value
-        error = QLabel(parent)
-        error.setWordWrap(True)
-        error.setStyleSheet(f"color: {ERROR_COLOR};")
-        error.hide()
+        fields: list[_Field] = []
+        names = (lambda c: DEVICE_LABELS.get(c, c)) if param.name == "device" else None
+        w, error = param_editor(param, parent, f"{section}_{'_'.join(path)}", self, lambda: self._commit(fields[0]),
+                                spin_ints=False, label=names)
+        tip = w.toolTip()
         field = _Field(section, path, param, w, error, owner, label)
+        fields.append(field)
         caption = self._caption(label, parent, tip)
         row = QWidget(parent)
         col = QVBoxLayout(row)
@@ -590,13 +573,6 @@ class TrainingSetupPanel(QWidget):
         col.addWidget(error)
         form.addRow(caption, row)
         field.row, field.caption = row, caption
-        commit = lambda *_: self._commit(field)
-        if isinstance(w, QCheckBox):
-            w.toggled.connect(commit)
-        elif isinstance(w, QComboBox):
-            w.currentIndexChanged.connect(commit)
-        else:
-            w.editingFinished.connect(commit)
         self._fields[field.key] = field
         return field
 
