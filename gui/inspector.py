@@ -137,6 +137,15 @@ def param_tooltip(param: Param) -> str:
 
 
 # ---- one editor ---------------------------------------------------------------------------------------------
+def narrow_combo(combo: QComboBox, chars: int = 12) -> QComboBox:
+    """A combo box that may become narrower than its longest choice (elided; the open list shows it whole), so a
+    narrow dock never needs to scroll sideways for it."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+    return combo
+
+
 def param_editor(param: Param, parent: QWidget, name: str, watcher: QObject, commit, *,
                  spin_ints: bool = True, label=None) -> tuple[QWidget, QLabel]:
     """The editor for one parameter (check box, combo box, spin box or text field with a hint), its tooltip and
@@ -148,6 +157,7 @@ def param_editor(param: Param, parent: QWidget, name: str, watcher: QObject, com
         w: QWidget = QCheckBox(parent)
     elif kind == CHOICE:
         w = QComboBox(parent)
+        narrow_combo(w)
         for c in param.choices:
             w.addItem(label(c) if label else c, c)
     elif kind == INT and not param.optional and spin_ints:

@@ -63,7 +63,15 @@ from engine.runner import EARLY_STOPPING_PARAMS, TRAINING_PARAMS, training_confi
 
 from .colors import ERROR_COLOR, OK_COLOR, WARNING_COLOR
 from .evaluation_views import ImageGallery, SampleTable, image_range, section_label
-from .inspector import format_value, param_editor, param_tooltip, parse_value, scrolling_page, write_widget
+from .inspector import (
+    format_value,
+    narrow_combo,
+    param_editor,
+    param_tooltip,
+    parse_value,
+    scrolling_page,
+    write_widget,
+)
 from .palette import blend
 
 DEFAULT_OPTIMIZER = {"type": "Adam", "params": {}}  # what the runner uses when the project names none
@@ -350,7 +358,7 @@ class TrainingSetupPanel(QWidget):
         body.addWidget(section_label("Data", page))
         self.data_box = QWidget(page)
         data = self._form(self.data_box)
-        self.source_combo = QComboBox(self.data_box)
+        self.source_combo = narrow_combo(QComboBox(self.data_box))
         self.source_combo.setObjectName("sourceCombo")
         self.source_combo.setModel(self._source_model())
         self.source_combo.setPlaceholderText("Choose a data source…")
@@ -367,6 +375,7 @@ class TrainingSetupPanel(QWidget):
         self._add_field(data, "training", ("batch_size",), _param(TRAINING_PARAMS, "batch_size"), "training")
         self.augment_title = QLabel("Augmentation (images only, training split)", self.data_box)
         self.augment_title.setProperty("muted", True)
+        self.augment_title.setWordWrap(True)
         data.addRow(self.augment_title)
         for p in AUGMENT_PARAMS:
             self._add_field(data, "data", ("augment", p.name), p, "data augmentation")
@@ -497,7 +506,7 @@ class TrainingSetupPanel(QWidget):
     def _caption(self, text: str, parent: QWidget, tip: str = "") -> QLabel:
         label = QLabel(text, parent)
         label.setToolTip(tip)
-        label.setMinimumWidth(110)
+        label.setMinimumWidth(96)
         return label
 
     def _about_label(self, parent: QWidget) -> QLabel:
@@ -531,7 +540,7 @@ class TrainingSetupPanel(QWidget):
         return model
 
     def _choice_combo(self, parent: QWidget, items: list[tuple[Any, str, str]], placeholder: str) -> QComboBox:
-        combo = QComboBox(parent)
+        combo = narrow_combo(QComboBox(parent))
         for value, text, tip in items:
             combo.addItem(text, value)
             combo.setItemData(combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
