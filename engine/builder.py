@@ -28,7 +28,9 @@ def _check(graph: Graph, analysis: Analysis) -> None:
 def build_model(graph: Graph, seed: int | None = None) -> "nn.Module":
     """A torch.nn.Module for the graph. forward takes one tensor per Input node (in node order) and
     returns the sink's output, or a tuple of the sinks' outputs in node order. `seed` fixes the initial
-    weights."""
+    weights. A frozen node's parameters have requires_grad=False and its BatchNorm layers stay in evaluation
+    mode (running statistics fixed) when the model is put in training mode; `model.lr_factors` maps each node
+    id whose lr_factor is not 1 to it."""
     analysis = analyze(graph)
     _check(graph, analysis)
     import torch
@@ -67,6 +69,8 @@ def _define():
             self.input_dtypes = {nid: analysis.nodes[nid].dtype for nid in self.input_ids}
             self.output_shapes = {nid: analysis.nodes[nid].shape for nid in self.output_ids}
             self._plan: list = []  # set first, so a node named "_plan" is caught by the clash check below
+            self.frozen_ids: tuple[str, ...] = ()
+            self.lr_factors: dict[str, float] = {}
             plan = []
             for nid in analysis.order:
                 node = graph.nodes[nid]
@@ -76,8 +80,14 @@ def _define():
                 ins = [TensorInfo(analysis.nodes[s].shape, analysis.nodes[s].dtype) for s in srcs]
                 if hasattr(self, nid) and nid not in self._modules:
                     raise BuildError(f"node id {nid!r} clashes with a name PyTorch modules use; rename the node")
-                self.add_module(nid, get_spec(node.type).build(node.params, ins))
+                module = get_spec(node.type).build(node.params, ins)
+                if node.frozen:
+                    module.requires_grad_(False)
+                self.add_module(nid, module)
                 plan.append((nid, tuple(srcs)))
+            self.frozen_ids = tuple(nid for nid in graph.frozen_nodes() if nid in self._modules)
+            self.lr_factors = {nid: n.lr_factor for nid, n in graph.nodes.items()
+                               if n.lr_factor != 1.0 and nid in self._modules}
             # Free each intermediate value after its last use, so long chains do not hold every activation.
             last_use: dict[str, int] = {}
             for i, (_, srcs) in enumerate(plan):
@@ -86,6 +96,18 @@ def _define():
             keep = set(self.output_ids)
             self._plan = [(nid, srcs, tuple(s for s in srcs if last_use[s] == i and s not in keep))
                           for i, (nid, srcs) in enumerate(plan)]
+            self.train(self.training)  # a frozen node's BatchNorm starts in evaluation mode too
+
+        def train(self, mode: bool = True):
+            """Training or evaluation mode; a frozen node's BatchNorm layers stay in evaluation mode, so its
+            running statistics are not updated by the new data."""
+            super().train(mode)
+            if mode:
+                for nid in self.frozen_ids:
+                    for m in self._modules[nid].modules():
+                        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                            m.train(False)
+            return self
 
         def forward(self, *inputs: torch.Tensor):
             if len(inputs) != len(self.input_ids):

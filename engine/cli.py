@@ -1,4 +1,4 @@
-"""The `layerloom` command: summary, layers, train, export and import on top of the engine."""
+"""The `layerloom` command: summary, layers, train, search, export and import on top of the engine."""
 from __future__ import annotations
 
 import argparse
@@ -116,6 +116,114 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_cli.run(args)
 
 
+def _format_value(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _format_params(params: dict) -> str:
+    return "  ".join(f"{k}={_format_value(v)}" for k, v in params.items()) or "(no values)"
+
+
+def _search_spec(args: argparse.Namespace, project) -> dict:
+    """The project's "search" section (or --spec FILE's) with the command line's overrides."""
+    from .search import SearchError
+    if args.spec:
+        try:
+            spec = json.loads(Path(args.spec).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise SearchError(f"cannot read the search settings from {args.spec}: {e}") from None
+    else:
+        spec = project.extra.get("search")
+        if spec is None:
+            raise SearchError("this project has no search settings: add a \"search\" section with a \"space\" "
+                              "list to the project file, or give them with --spec FILE.json")
+    if not isinstance(spec, dict):
+        raise SearchError(f"the search settings must be a JSON object, not {spec!r}")
+    spec = dict(spec)
+    for key in ("trials", "method", "epochs", "seed", "metric"):
+        if getattr(args, key) is not None:
+            spec[key] = getattr(args, key)
+    return spec
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search hyper-parameters with Optuna: one line per trial, the best at the end, saved beside the project."""
+    import signal
+
+    from .project import save_project
+    from .search import apply_params, run_search, save_search, validate_spec
+    from .templates import templates_dir
+    project_path = _project_path(args.project)
+    try:
+        project = load_project(project_path)
+    except ProjectError as e:
+        print(f"layerloom: cannot open the project: {e}", file=sys.stderr)
+        return EXIT_BAD_FILE
+    if args.workers < 1:
+        print(f"layerloom: --workers must be 1 or more, not {args.workers}", file=sys.stderr)
+        return EXIT_GRAPH_ERRORS
+    bundled = project_path.resolve().parent == templates_dir().resolve()
+    out = Path(args.out) if args.out else None
+    if args.apply and out is None and bundled:
+        print("layerloom: a bundled template cannot be changed: give -o NEW.layerloom to write the best values "
+              "into a copy", file=sys.stderr)
+        return EXIT_GRAPH_ERRORS
+    stopping: list[bool] = []
+
+    def on_interrupt(signum, frame):
+        if stopping:
+            raise KeyboardInterrupt
+        stopping.append(True)
+        print("stopping after the current epoch (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+    def on_trial(t: dict) -> None:
+        value = "—" if t["value"] is None else f"{t['value']:.4f}"
+        line = f"trial {t['number']:>3}  {t['state']:<8}  value {value:<8}  {t['seconds']:6.1f} s  " \
+               f"{_format_params(t['params'])}"
+        if t["state"] == "failed" and t["message"]:
+            line += f"\n           {t['message']}"
+        print(line, flush=True)
+
+    try:
+        spec = _search_spec(args, project)
+        checked = validate_spec(project, spec)
+        extra = f", {args.workers} workers" if args.workers > 1 else ""
+        epochs = checked["epochs"] or (project.training or {}).get("epochs", 10)
+        print(f"searching {project.name or project_path.stem}: {checked['method']}, {checked['trials']} trials of "
+              f"{epochs} epochs{extra}", flush=True)
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            result = run_search(project, spec, base_dir=project_path.parent, on_trial=on_trial,
+                                should_stop=lambda: bool(stopping), workers=args.workers)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    except LayerLoomError as e:  # a wrong search space (SearchError), data that cannot load, a broken graph ...
+        print(f"layerloom: cannot search: {e}", file=sys.stderr)
+        return EXIT_GRAPH_ERRORS
+    counts = result.counts()
+    print(f"{len(result.trials)} trials in {result.seconds:.1f} s: {counts['complete']} complete, "
+          f"{counts['pruned']} pruned, {counts['failed']} failed" + (" (stopped)" if result.stopped else ""))
+    for note in result.notes:
+        print(f"note: {note}")
+    if not args.no_save:
+        where = Path.cwd() if bundled else project_path
+        print(f"saved: {save_search(result, where)}")
+    best = result.best
+    if best is None:
+        print("layerloom: no trial completed, so there is no best: see the messages above", file=sys.stderr)
+        return 130 if stopping else EXIT_GRAPH_ERRORS
+    print(f"best: trial {best['number']}, {result.metric} {best['value']:.4f}: {_format_params(best['params'])}")
+    if args.apply or out is not None:
+        target = out or project_path
+        try:
+            save_project(target, apply_params(project, best["params"]))
+        except LayerLoomError as e:
+            print(f"layerloom: cannot write the best values: {e}", file=sys.stderr)
+            return EXIT_GRAPH_ERRORS
+        print(f"wrote the best values into {target}")
+    return 130 if stopping else EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a project's network (with trained weights) and check the written file against PyTorch."""
     from .export import SUFFIXES, ExportError, export_model  # torch is imported only when exporting
@@ -197,6 +305,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, help="train on N processes with DistributedDataParallel (via torchrun)")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("search", help="search hyper-parameters (learning rate, batch size, layer sizes ...) with "
+                                      "Optuna",
+                       description="Try many settings of the project, as its \"search\" section describes (or "
+                                   "--spec FILE.json): each trial trains a copy for a few epochs and reports its "
+                                   "metric; hopeless trials are pruned early. Prints a line per trial and the best, "
+                                   "and saves the search as JSON in runs/searches beside the project. Exit status 0 "
+                                   "when a trial completed, 1 when the search cannot run or none completed, 2 when "
+                                   "the project cannot be read, 130 when stopped by Ctrl-C.")
+    p.add_argument("project", help="a .layerloom project file, or a template name such as cnn_mnist")
+    p.add_argument("--trials", type=int, help="how many trials (default: the project's, or 20; a grid: all of it)")
+    p.add_argument("--method", choices=("grid", "random", "bayes"), help="grid, random or bayes (Optuna's TPE; "
+                                                                         "the default)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the search's, else the project's)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the trials (default 1)")
+    p.add_argument("--seed", type=int, help="seed of the sampler: the same seed tries the same values")
+    p.add_argument("--metric", help="the figure to optimise: val_loss, val_acc, loss, acc, ... (default auto)")
+    p.add_argument("--spec", metavar="FILE", help="a JSON file with the search settings, instead of the project's")
+    p.add_argument("--apply", action="store_true", help="write the best values into the project")
+    p.add_argument("-o", "--out", help="write the project with the best values to this file instead (implies "
+                                       "--apply)")
+    p.add_argument("--no-save", action="store_true", help="do not save the search in runs/searches")
+    p.set_defaults(func=cmd_search)
     p = sub.add_parser("export", help="export a network as safetensors, ONNX, torch.export (.pt2), TorchScript, "
                                       "PyTorch code or int8",
                        description="Write the project's network with its weights, then read the file back and run "
@@ -228,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the project's name (default: the project file's name)")
     p.add_argument("--force", action="store_true", help="replace the project and weights files if they exist")
     p.set_defaults(func=cmd_import)
+    from .transfer import add_transfer_parser
+    add_transfer_parser(sub)
     p = sub.add_parser("layers", help="the layer catalogue, or the explanation of one layer")
     p.add_argument("type", nargs="?", help="a layer type, e.g. Conv2d")
     p.set_defaults(func=cmd_layers)

@@ -5,25 +5,32 @@ that leaves the graph unchanged when it is refused.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CycleError, GraphError, NodeNotFoundError, PortError
+from .errors import CycleError, GraphError, NodeNotFoundError, ParamError, PortError
 from .events import Events
 from .layers import get_spec
 
 _ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _NUMBERED_RE = re.compile(r"(.*)_(\d+)")  # prefix_N; a default prefix holds no "_", so the last one splits
+MAX_LR_FACTOR = 1000.0
 
 
 @dataclass
 class Node:
+    """One layer. `frozen` keeps its weights fixed while training (and its BatchNorm statistics); `lr_factor`
+    multiplies the optimizer's learning rate for its weights (e.g. 0.1 to fine-tune transferred layers gently)."""
+
     id: str
     type: str
     params: dict[str, Any]
     position: tuple[float, float] = (0.0, 0.0)
+    frozen: bool = False
+    lr_factor: float = 1.0
 
     @property
     def spec(self):
@@ -36,6 +43,25 @@ class Edge:
 
     source: str
     target: str
+
+
+def check_training_flags(frozen: Any, lr_factor: Any) -> tuple[bool, float]:
+    """`frozen` and `lr_factor` checked: a bool, and a finite number above 0. Raises ParamError saying what is
+    allowed."""
+    if not isinstance(frozen, bool):
+        raise ParamError(f"frozen must be true or false, not {frozen!r}", "frozen")
+    if isinstance(lr_factor, bool) or not isinstance(lr_factor, (int, float)):
+        raise ParamError(f"lr_factor must be a number (1 = the optimizer's learning rate), not {lr_factor!r}",
+                         "lr_factor")
+    try:
+        value = float(lr_factor)
+    except OverflowError:  # an integer too large for a float
+        value = math.inf
+    if not math.isfinite(value) or value <= 0 or value > MAX_LR_FACTOR:
+        raise ParamError(f"lr_factor = {value:g} must be above 0 and at most {MAX_LR_FACTOR:g} (1 = the "
+                         f"optimizer's learning rate, 0.1 = ten times slower); to stop a layer learning, freeze "
+                         f"it instead", "lr_factor")
+    return frozen, value
 
 
 def default_prefix(layer_type: str) -> str:
@@ -168,13 +194,16 @@ class Graph:
         self.events.emit("changed")
 
     def add_node(self, layer_type: str, params: dict[str, Any] | None = None, *, node_id: str | None = None,
-                 position: Iterable[float] | None = None, index: int | None = None, **kw: Any) -> str:
+                 position: Iterable[float] | None = None, index: int | None = None, frozen: bool = False,
+                 lr_factor: float = 1.0, **kw: Any) -> str:
         """Add a layer and return its id (`conv2d_1`, ...). Parameters are PyTorch's names; missing ones
-        take their defaults. `index` puts the node at that place in node order (used by undo)."""
+        take their defaults. `index` puts the node at that place in node order (used by undo); `frozen` and
+        `lr_factor` are its training flags (see Node)."""
         spec = get_spec(layer_type)
         values = dict(params or {})
         values.update(kw)
         checked = spec.validate_params(values)
+        frozen, lr_factor = check_training_flags(frozen, lr_factor)
         if node_id is None:
             node_id = self.new_id(spec.type)
         elif not isinstance(node_id, str) or not _ID_RE.match(node_id):
@@ -183,7 +212,7 @@ class Graph:
         elif node_id in self.nodes:
             raise GraphError(f"there is already a node {node_id!r}")
         pos = _position(position)
-        node = Node(node_id, spec.type, checked, pos)
+        node = Node(node_id, spec.type, checked, pos, frozen, lr_factor)
         if index is None or index >= len(self.nodes):
             self.nodes[node_id] = node
         else:
@@ -280,15 +309,39 @@ class Graph:
         self._touch()
         return old
 
+    def set_training_flags(self, node_id: str, *, frozen: bool | None = None,
+                           lr_factor: float | None = None) -> dict[str, Any]:
+        """Freeze or unfreeze a node, or change its learning-rate factor (None leaves a flag as it is); checked
+        first (ParamError, nothing changed). Returns the previous values of the flags given, so
+        `set_training_flags(node_id, **old)` undoes it. Emits params_changed and changed; the revision stays,
+        since no shape changes."""
+        node = self.node(node_id)
+        new_frozen = node.frozen if frozen is None else frozen
+        new_factor = node.lr_factor if lr_factor is None else lr_factor
+        new_frozen, new_factor = check_training_flags(new_frozen, new_factor)
+        old: dict[str, Any] = {}
+        if frozen is not None:
+            old["frozen"] = node.frozen
+        if lr_factor is not None:
+            old["lr_factor"] = node.lr_factor
+        node.frozen, node.lr_factor = new_frozen, new_factor
+        self.events.emit("params_changed", node)
+        self.events.emit("changed")
+        return old
+
+    def frozen_nodes(self) -> list[str]:
+        """The ids of the frozen nodes, in node order."""
+        return [nid for nid, n in self.nodes.items() if n.frozen]
+
     def clear(self) -> None:
         for nid in list(reversed(self.nodes)):
             self.remove_node(nid)
 
     # ---- plain data ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Plain data; a node's `frozen` and `lr_factor` appear only when they differ from the defaults."""
         return {
-            "nodes": [{"id": n.id, "type": n.type, "params": _plain(n.params), "position": list(n.position)}
-                      for n in self.nodes.values()],
+            "nodes": [_node_dict(n) for n in self.nodes.values()],
             "edges": [{"source": e.source, "target": e.target} for e in self.edges],
         }
 
@@ -297,13 +350,23 @@ class Graph:
         """Rebuild a graph from to_dict() output; raises GraphError on anything wrong."""
         g = cls()
         for node in data["nodes"]:
-            g.add_node(node["type"], node.get("params", {}), node_id=node["id"], position=node.get("position"))
+            g.add_node(node["type"], node.get("params", {}), node_id=node["id"], position=node.get("position"),
+                       frozen=node.get("frozen", False), lr_factor=node.get("lr_factor", 1.0))
         for edge in data["edges"]:
             g.connect(edge["source"], edge["target"])
         return g
 
     def copy(self) -> "Graph":
         return Graph.from_dict(self.to_dict())
+
+
+def _node_dict(n: Node) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": n.id, "type": n.type, "params": _plain(n.params), "position": list(n.position)}
+    if n.frozen:
+        d["frozen"] = True
+    if n.lr_factor != 1.0:
+        d["lr_factor"] = n.lr_factor
+    return d
 
 
 def _count(n: int) -> str:

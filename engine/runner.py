@@ -11,6 +11,7 @@ from .params import BOOL, CHOICE, FLOAT, INT, Param, validate_params
 from .project import Project
 from .shapes import analyze
 from .training import ACCURACY, BINARY_LOGIT, BINARY_PROB, REGRESSION, TensorData, TrainConfig, Trainer
+from .transfer import INIT_KEY
 
 METRIC_OF_LOSS = {"CrossEntropy": ACCURACY, "NLL": ACCURACY, "BCE": BINARY_PROB, "BCEWithLogits": BINARY_LOGIT}
 
@@ -110,6 +111,10 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
 
     config = training_config(settings)
     model = build_model(graph, seed=config.seed)
+    init_note = None
+    if project.extra.get(INIT_KEY):
+        from .transfer import load_init_weights
+        init_note = load_init_weights(project, model, base_dir=base_dir)
 
     opt_section = project.optimizer or {"type": "Adam", "params": {}}
     opt_spec = get_optimizer(opt_section["type"])
@@ -117,7 +122,8 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
     if settings.get("lr") is not None:
         opt_overrides["lr"] = settings["lr"]
     opt_params = opt_spec.validate_params(opt_overrides)
-    optimizer = opt_spec.build(opt_params, model.parameters())
+    groups = parameter_groups(model, opt_params["lr"])
+    optimizer = opt_spec.build(opt_params, model.parameters() if groups is None else groups)
 
     scheduler, per_batch, needs_metric, monitor = None, False, False, "val_loss"
     if project.schedule:
@@ -125,6 +131,7 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
         sched_params = sched_spec.validate_params(project.schedule.get("params", {}))
         steps = -(-len(bundle.train.x) // config.batch_size)
         scheduler = sched_spec.build(sched_params, optimizer, epochs=config.epochs, steps_per_epoch=steps)
+        _keep_factors(scheduler, optimizer)
         per_batch, needs_metric = sched_spec.per_batch, sched_spec.needs_metric
         if sched_params.get("mode") == "max":  # a plateau in a figure that should rise: accuracy or R²
             monitor = "val_acc" if METRIC_OF_LOSS.get(loss_spec.type, REGRESSION) != REGRESSION else "val_r2"
@@ -146,4 +153,42 @@ def prepare(project: Project, overrides: dict[str, Any] | None = None, callbacks
                       schedule_per_batch=per_batch, schedule_needs_metric=needs_metric, schedule_monitor=monitor,
                       metric=metric,
                       callbacks=callbacks, lr_hint=opt_params.get("lr"))
+    if init_note:
+        trainer.note(init_note)
     return Run(project, trainer, data, bundle, config)
+
+
+def parameter_groups(model: Any, lr: float) -> list[dict[str, Any]] | None:
+    """The optimizer's parameter groups for a model whose nodes have training flags: a frozen node's parameters
+    are left out, and each distinct lr_factor gets its own group with lr × factor (the factor-1 group first, so
+    the learning rate shown is the optimizer's). None when no node is frozen or has a factor (one plain group).
+    Raises TrainingError when every parameter is frozen."""
+    factors: dict[str, float] = dict(getattr(model, "lr_factors", {}) or {})
+    named = list(model.named_parameters())
+    trainable = [(name, p) for name, p in named if p.requires_grad]
+    if named and not trainable:
+        frozen = ", ".join(getattr(model, "frozen_ids", ()) or ()) or "every layer"
+        raise TrainingError(f"every layer with weights is frozen ({frozen}), so training would change nothing: "
+                            f"unfreeze at least one layer (e.g. the last Linear)")
+    if len(trainable) == len(named) and not factors:
+        return None
+    by_factor: dict[float, list[Any]] = {}
+    for name, p in trainable:
+        by_factor.setdefault(factors.get(name.split(".", 1)[0], 1.0), []).append(p)
+    order = sorted(by_factor, key=lambda f: f != 1.0)  # stable: the others in order of first appearance
+    return [{"params": by_factor[f], "lr": lr * f, "lr_factor": f} for f in order]
+
+
+def _keep_factors(scheduler: Any, optimizer: Any) -> None:
+    """Schedules that set every group's learning rate from one peak (one-cycle: max_lr) lose the groups' lr
+    factors; scale each group's peak, start and end back by its factor."""
+    for i, group in enumerate(optimizer.param_groups):
+        f = group.get("lr_factor", 1.0)
+        if f == 1.0 or "max_lr" not in group:
+            continue
+        for key in ("initial_lr", "max_lr", "min_lr", "lr"):
+            group[key] *= f
+        if hasattr(scheduler, "base_lrs"):
+            scheduler.base_lrs[i] *= f
+        if getattr(scheduler, "_last_lr", None) is not None:
+            scheduler._last_lr[i] = group["lr"]

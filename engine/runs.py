@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import json
 import math
 import os
 import re
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ RUNS_FOLDER = "runs"
 PROJECT_SUFFIX = ".layerloom"
 FINAL, BEST, HISTORY, SETTINGS, RESULT = "final.safetensors", "best.safetensors", "history.json", "settings.json", \
     "run.json"
+CHECKPOINT = Path("checkpoints") / "last"  # Trainer.save_checkpoint's folder in a run
 
 
 # ---- folders ---------------------------------------------------------------------------------------------
@@ -86,13 +89,62 @@ def _state_of(weights: Any) -> dict[str, Any]:
 
 def save_weights(weights: Any, path: str | os.PathLike) -> Path:
     """Write a module's (or a state dict's) weights to `path` as safetensors, atomically (a reader never sees a
-    half-written file)."""
+    half-written file). ProjectError when the disk is full or the folder cannot be written; the file that was
+    there is kept."""
     from safetensors.torch import save_file
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(_state_of(weights), str(tmp))
-    os.replace(tmp, path)
+    state = _state_of(weights)
+    try:
+        save_file(state, str(tmp))
+        os.replace(tmp, path)
+    except Exception as e:  # OSError, or safetensors' own error wrapping one ("I/O error: No space left ...")
+        _discard(tmp)
+        raise _write_error(path, e) from None
     return path
+
+
+def _write_error(path: Path, error: BaseException) -> ProjectError:
+    """A failed write in words: the reason (safetensors wraps it as "I/O error: ... (os error N)") and the cure."""
+    if isinstance(error, OSError):
+        code, reason = error.errno, error.strerror or str(error)
+    else:
+        found = re.search(r"I/O error: (.*?) \(os error (\d+)\)", str(error))
+        code, reason = (int(found.group(2)), found.group(1)) if found else (None, str(error).strip()[:200])
+    if code == errno.ENOENT:
+        cure = "its folder no longer exists: choose another folder"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        cure = "choose a folder you can write to"
+    else:
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 1e6:,.0f} MB are free there. "
+        except OSError:
+            free = ""
+        cure = f"{free}Free some disk space or choose another folder"
+    return ProjectError(f"cannot be written ({reason}); {cure}. The previous copy of the file, if any, is kept",
+                        str(path))
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _replace_atomically(path: Path, write) -> None:
+    """Write through `write(file)` into a temporary file beside `path`, sync it to disk and rename it over `path`:
+    a process killed at any moment leaves either the previous complete file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise _write_error(path, e) from None
 
 
 def _plain(value: Any) -> Any:
@@ -109,19 +161,21 @@ def _plain(value: Any) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=1, default=str))
-    os.replace(tmp, path)
+    text = json.dumps(_plain(data), indent=1, default=str)
+    _replace_atomically(path, lambda f: f.write(text))
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    with open(path, "w", newline="") as f:
+
+    def write(f) -> None:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
+
+    _replace_atomically(path, write)
 
 
 def write_history(folder: str | os.PathLike, history: Mapping[str, list[dict[str, float]]]) -> None:
@@ -229,7 +283,7 @@ def run_info(folder: str | os.PathLike) -> RunInfo:
     outcome = _read_json(folder / RESULT)
     outcome = outcome if isinstance(outcome, dict) else {}
     history = _read_json(folder / HISTORY)
-    epochs = history.get("epochs", []) if isinstance(history, dict) else []
+    epochs = history.get("epochs", []) if isinstance(history, dict) else _checkpoint_epochs(folder)
     last = epochs[-1] if epochs and isinstance(epochs[-1], dict) else outcome.get("last_epoch") or {}
     metrics = {k: float(v) for k, v in last.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     saved = outcome.get("saved_at")
@@ -248,13 +302,15 @@ def run_info(folder: str | os.PathLike) -> RunInfo:
 
 def list_runs(base: str | os.PathLike) -> list[RunInfo]:
     """The runs of the project at `base` (its file or folder; a `runs` folder itself works too), newest first.
-    A folder counts as a run when it holds run.json, history.json or settings.json."""
+    A folder counts as a run when it holds run.json, history.json, settings.json or a checkpoint (a run killed
+    before it finished: status "incomplete")."""
     base = Path(base)
     parent = base if base.name == RUNS_FOLDER and base.is_dir() else runs_folder(base)
     if not parent.is_dir():
         return []
     infos = [run_info(p) for p in parent.iterdir()
-             if p.is_dir() and any((p / f).is_file() for f in (RESULT, HISTORY, SETTINGS))]
+             if p.is_dir() and (any((p / f).is_file() for f in (RESULT, HISTORY, SETTINGS))
+                                or (p / CHECKPOINT / "meta.json").is_file())]
     return sorted(infos, key=lambda r: (r.time, r.name), reverse=True)
 
 
@@ -277,8 +333,19 @@ def load_history(folder: str | os.PathLike) -> dict[str, list[dict[str, float]]]
         except ValueError as e:
             raise ProjectError(f"{name} holds a value that is not a number ({e})", str(folder / name)) from None
     if not found:
+        epochs = _checkpoint_epochs(folder)
+        if epochs:  # a run killed before it finished: its last checkpoint has the epochs
+            return {"epochs": epochs, "steps": []}
         raise ProjectError("this folder holds no training history (history.json or history.csv)", str(folder))
     return rows
+
+
+def _checkpoint_epochs(folder: Path) -> list[dict[str, float]]:
+    """The epoch logs in the run's last checkpoint: all a run that was killed (the app, the machine) leaves."""
+    meta = _read_json(folder / CHECKPOINT / "meta.json")
+    history = meta.get("history") if isinstance(meta, dict) else None
+    epochs = history.get("epochs") if isinstance(history, dict) else None
+    return [e for e in epochs if isinstance(e, dict)] if isinstance(epochs, list) else []
 
 
 def history_columns(rows: list[dict[str, float]]) -> dict[str, Any]:

@@ -516,12 +516,25 @@ class Trainer:
     def save_checkpoint(self, folder: str | os.PathLike) -> Path:
         """Write weights (safetensors), optimizer / schedule / RNG state (tensors and plain containers, read
         back with weights_only), the step history (steps.safetensors), and the position and epoch history (JSON)
-        into `folder`, atomically."""
+        into `folder`, atomically. TrainingError when it cannot be written (a full disk): the previous checkpoint
+        stays as it was, and no half-written folder is left."""
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + ".tmp")
+        try:
+            self._write_checkpoint(folder, tmp)
+        except Exception as e:  # a full disk, a read-only folder: OSError, or safetensors' or torch's own errors
+            shutil.rmtree(tmp, ignore_errors=True)
+            when = f"epoch {self.epoch}" if not self.batch else f"step {self.batch} of epoch {self.epoch + 1}"
+            raise TrainingError(_checkpoint_write_error(folder, when, e)) from None
+        return folder
+
+    def _write_checkpoint(self, folder: Path, tmp: Path) -> None:
         import torch
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        tmp = folder.with_name(folder.name + ".tmp")
+        old = folder.with_name(folder.name + ".old")
+        if not folder.exists() and old.is_dir():  # killed between the two renames last time: that one is complete
+            old.rename(folder)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         weights = {k: v.detach().contiguous().cpu() for k, v in self.module.state_dict().items()}
@@ -544,13 +557,11 @@ class Trainer:
             save_file({k: v.contiguous().cpu() for k, v in self.early_stopping.best_weights.items()},
                       str(tmp / "best.safetensors"))
         (tmp / "meta.json").write_text(json.dumps(meta))
-        old = folder.with_name(folder.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if folder.exists():
             folder.rename(old)
         tmp.rename(folder)
         shutil.rmtree(old, ignore_errors=True)
-        return folder
 
     def load_checkpoint(self, folder: str | os.PathLike) -> None:
         """Restore everything save_checkpoint wrote; the run then continues exactly where it stopped."""
@@ -605,6 +616,23 @@ class Trainer:
             self.early_stopping.load_state(meta["early_stopping"])
             if (folder / "best.safetensors").is_file():
                 self.early_stopping.best_weights = load_file(str(folder / "best.safetensors"))
+
+
+def _checkpoint_write_error(folder: Path, when: str, error: BaseException) -> str:
+    """Why a checkpoint could not be written, and what to do, in one message."""
+    if isinstance(error, OSError) and error.strerror:
+        reason = error.strerror
+    else:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        # safetensors: "Error while serializing: I/O error: No space left on device (os error 28)"
+        reason = text.split("I/O error: ")[-1].split(" (os error")[0][:160]
+    try:
+        free = f"; {shutil.disk_usage(folder.parent if folder.parent.exists() else '.').free / 1e6:,.0f} MB are " \
+               f"free on that disk"
+    except OSError:
+        free = ""
+    return (f"the checkpoint after {when} could not be written to {folder} ({reason}){free}. Free some "
+            f"disk space or choose another folder for the run; the previous checkpoint there is kept")
 
 
 class _Accum:
