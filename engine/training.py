@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .callbacks import Callback, EarlyStopping, History
-from .errors import TrainingError
+from .errors import LayerLoomError, TrainingError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -188,6 +188,7 @@ class Trainer:
         self.total_steps = 0
         self._accum = _Accum()
         self._step_time = 0.0
+        self._stepping = 0  # the step (from 1) running now, its batch hooks included: where an error is reported
         self._aug_gen = None
         self._good_weights: dict[str, torch.Tensor] | None = None
         self._amp_dtype = None
@@ -342,8 +343,12 @@ class Trainer:
             self._call_exception(error)
         except Exception as e:  # a failing step ends the run as failed; what was saved before stays
             result_status = Status.FAILED
-            message = f"training stopped by an error in epoch {self.epoch + 1}, step {self.batch + 1}: " \
-                      f"{type(e).__name__}: {e}"
+            if self._stepping:
+                where = f"in epoch {self.epoch + 1}, step {self._stepping}"
+            else:  # validation, the schedule, a callback or the checkpoint after an epoch
+                where = f"at the end of epoch {self.epoch + 1 if self.batch else self.epoch}"
+            what = str(e) if isinstance(e, LayerLoomError) else f"{type(e).__name__}: {e}"
+            message = f"training stopped by an error {where}: {what}"
             error = e
             self._call_exception(e)
         self.status = result_status
@@ -406,6 +411,7 @@ class Trainer:
                 if self._stop.is_set():
                     break
             t0 = time.perf_counter()
+            self._stepping = b + 1
             global_idx = order[b * bs:(b + 1) * bs if b + 1 < self.steps_per_epoch else n]
             idx = self._shard(global_idx) if world > 1 else global_idx
             if on_device:
@@ -462,6 +468,7 @@ class Trainer:
                             eta=self.eta_seconds or 0.0)
                 for hook in on_end:
                     hook(self, logs)
+            self._stepping = 0
         self._accum.seconds += time.perf_counter() - t_epoch
 
     def _non_finite(self, value: float, b: int, when: str = "in") -> None:

@@ -81,13 +81,21 @@ class Autosaver:
             copy = meta_path.with_suffix(".layerloom")
             try:
                 meta = json.loads(meta_path.read_text())
-                pid = int(meta.get("pid", 0))
-            except (OSError, ValueError, TypeError, AttributeError):
+                if not isinstance(meta, dict) or not copy.exists():
+                    continue
+                # A damaged description (a disk that filled up, a hand edit) must not stop the app from starting:
+                # each field is used only when it has the right type, and the copy is still offered.
+                pid = meta.get("pid")
+                if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 and _alive(pid):
+                    continue
+                saved = meta.get("saved_at")
+                saved_at = float(saved) if isinstance(saved, (int, float)) and not isinstance(saved, bool) \
+                    and 0 < saved < 1e11 else copy.stat().st_mtime
+                original = meta.get("original") if isinstance(meta.get("original"), str) else None
+                name = meta.get("name") if isinstance(meta.get("name"), str) and meta.get("name") else "untitled"
+            except (OSError, ValueError, RecursionError):
                 continue
-            if not copy.exists() or (pid and _alive(pid)):
-                continue
-            found.append(Recovered(copy, meta.get("original"), str(meta.get("name") or "untitled"),
-                                   float(meta.get("saved_at") or copy.stat().st_mtime)))
+            found.append(Recovered(copy, original or None, name, saved_at))
         return sorted(found, key=lambda r: -r.saved_at)
 
     def load(self, recovered: Recovered) -> Project:

@@ -49,6 +49,7 @@ from .base import (
 # a numeric target of whole numbers is read as class labels when it has at most this many different values, each
 # seen twice on average; otherwise it is regression
 MAX_CLASSES_AUTO = 20
+MAX_UNPACKED = 4 * 1024**3  # a gzipped IDX file never unpacks to more than this (a small "zip bomb" is refused)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -452,9 +453,13 @@ def read_idx(path: Path) -> np.ndarray:
     raw = _read_bytes(path)
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+                raw = f.read(MAX_UNPACKED + 1)
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(f"{path} is a broken gzip file ({e}): download or unpack it again") from None
+        if len(raw) > MAX_UNPACKED:
+            raise DataError(f"{path} unpacks to more than {MAX_UNPACKED // 1024**3} GB, far more than an IDX data "
+                            f"set holds: it is not one") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise DataError(f"{path} is not an IDX file (MNIST's format, raw or .gz): such a file starts with two zero "
                         f"bytes, a type byte and the number of dimensions")

@@ -53,7 +53,12 @@ def check_external_data(model: "onnx.ModelProto", folder: Path, path: Path) -> i
         name = tensor.name or "a tensor"
         if not location:
             raise OnnxImportError(f"{path}: {name} is stored as external data but names no file", kind=UNREADABLE)
-        target = (root / location).resolve()
+        try:
+            target = (root / location).resolve()
+            target.is_file()
+        except (ValueError, OSError):  # a NUL byte, a name longer than the system allows
+            raise OnnxImportError(f"{path}: {name} names external data {location[:80]!r} that is not a file name",
+                                  kind=UNREADABLE) from None
         if PurePath(location).is_absolute() or not target.is_relative_to(root):
             raise OnnxImportError(f"{path} refers to external data outside its folder: {location} (for {name}); "
                                   f"only files inside {root} are read. Move the data next to the model and "

@@ -413,6 +413,18 @@ def test_idx_refuses_broken_files(tmp_path):
         load_data({"source": "idx", "params": {"images": str(tmp_path / "img")}})
 
 
+def test_idx_gzip_that_unpacks_past_the_cap_is_refused(tmp_path, monkeypatch):
+    import gzip
+
+    import engine.data.files as files
+    monkeypatch.setattr(files, "MAX_UNPACKED", 10_000)  # the real cap is 4 GB: the same check, a small file
+    bomb = idx_bytes(np.zeros((200, 28, 28), dtype=np.uint8), 0x08)  # 156 KB of zeros: ~200 bytes gzipped
+    (tmp_path / "img.gz").write_bytes(gzip.compress(bomb))
+    (tmp_path / "lab").write_bytes(idx_bytes(np.zeros(200, dtype=np.uint8), 0x08))
+    with pytest.raises(DataError, match="unpacks to more than"):
+        load_data({"source": "idx", "params": {"images": str(tmp_path / "img.gz"), "labels": str(tmp_path / "lab")}})
+
+
 # ----------------------------------------------------------------------------------------------------
 # Image folder
 

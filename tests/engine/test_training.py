@@ -419,3 +419,37 @@ def test_accuracy_leaves_out_the_targets_the_loss_ignores():
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     assert Trainer(model, torch.nn.CrossEntropyLoss(ignore_index=2), opt)._ignore == 2
     assert Trainer(model, torch.nn.CrossEntropyLoss(), opt)._ignore is None
+
+
+def test_an_error_is_placed_in_its_step_or_after_its_epoch():
+    """A failing batch hook names its step; one after the epoch (validation, a callback, the checkpoint) names the
+    epoch it ended, and the engine's own errors keep their message without a class name."""
+    import torch
+
+    from engine.callbacks import Callback
+    from engine.errors import DataError
+    from engine.training import TensorData, TrainConfig, Trainer
+
+    class Boom(Callback):
+        def __init__(self, where: str):
+            self.where = where
+
+        def on_train_batch_end(self, trainer, logs):
+            if self.where == "batch" and logs["batch"] == 2:
+                raise RuntimeError("bad batch hook")
+
+        def on_train_epoch_end(self, trainer, logs):
+            if self.where == "epoch":
+                raise DataError("the data file vanished")
+
+    messages = []
+    for where in ("batch", "epoch"):
+        torch.manual_seed(0)
+        m = torch.nn.Linear(3, 2)
+        trainer = Trainer(m, torch.nn.CrossEntropyLoss(), torch.optim.SGD(m.parameters(), 0.1),
+                          TrainConfig(epochs=2, batch_size=4), callbacks=[Boom(where)])
+        result = trainer.fit(TensorData(torch.randn(16, 3), torch.randint(0, 2, (16,))))
+        assert result.status == "failed"
+        messages.append(result.message)
+    assert messages == ["training stopped by an error in epoch 1, step 2: RuntimeError: bad batch hook",
+                        "training stopped by an error at the end of epoch 1: the data file vanished"]
