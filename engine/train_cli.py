@@ -1,5 +1,6 @@
-"""`layerloom train`: progress with ETA, history and weights on disk, Ctrl-C to a resumable checkpoint, and
-several processes through PyTorch's own launcher (torchrun)."""
+"""`layerloom train`: progress with ETA, history and weights on disk, Ctrl-C to a resumable checkpoint, several
+processes through PyTorch's own launcher (torchrun), and with --coach the training coach's warnings as they come
+("coach: <what is wrong> Try: <the cure>")."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +74,31 @@ class ProgressPrinter(Callback):
                 f"({logs.get('time', 0):.1f} s, ETA {_fmt_time(trainer.eta_seconds)})")
         self.stream.write(prefix + line.ljust(100 if self.tty else 0) + "\n")
         self.stream.flush()
+
+
+COACH_EVERY = 20  # steps between the coach's close looks (bench/coach.py: ~1-2 % of a small MLP's time, far less
+#                   for anything bigger)
+
+
+class CoachPrinter:
+    """Prints each warning of the coach as it is given: "coach: <message> Try: <cure>" (on a terminal, over the
+    progress bar's line, which the next step redraws)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.count = 0
+
+    def __call__(self, warning: dict[str, Any]) -> None:
+        self.count += 1
+        line = coach_line(warning)
+        self.stream.write(("\r" + line.ljust(100) if self.tty else line) + "\n")
+        self.stream.flush()
+
+
+def coach_line(warning: dict[str, Any]) -> str:
+    """A coach warning as the CLI prints it."""
+    return f"coach: {warning['message']} Try: {warning['cure']}"
 
 
 def _relaunch_with_torchrun(args: argparse.Namespace, out: Path) -> int:
@@ -180,6 +206,11 @@ def _train(args, project, base_dir: Path, out: Path, rank: int, world: int) -> i
         if not args.quiet:
             callbacks.append(ProgressPrinter())
         callbacks.append(BestWeights(out))
+    coach = None
+    if getattr(args, "coach", False) and rank == 0:  # the gradients are the same on every rank: one coach speaks
+        from .coach import Coach
+        coach = Coach(every=COACH_EVERY, on_warning=CoachPrinter())
+        callbacks.append(coach)
     try:
         run_ = prepare(project, overrides, callbacks, base_dir=base_dir)
     except LayerLoomError as e:
@@ -210,9 +241,15 @@ def _train(args, project, base_dir: Path, out: Path, rank: int, world: int) -> i
             "project": project.name, "status": str(result.status), "message": result.message,
             "epochs_done": result.epochs_done, "steps_done": result.steps_done, "world_size": world,
             "config": {k: v for k, v in vars(cfg).items()}, "notes": result.notes,
-            "data": bundle.name, "last_epoch": (result.history.get("epochs") or [{}])[-1]})
+            "data": bundle.name, "last_epoch": (result.history.get("epochs") or [{}])[-1],
+            **({"coach": coach.warnings} if coach is not None else {})})
         for note in result.notes:
             _say(f"note: {note}")
+        if coach is not None:
+            standing = len(coach.active)
+            _say(f"coach: {len(coach.warnings)} warning{'s' if len(coach.warnings) != 1 else ''}"
+                 + (f", {standing} still standing at the end" if standing else "")
+                 + ("" if coach.warnings else ": nothing looked wrong"))
     last = (result.history.get("epochs") or [{}])[-1]
     if result.status.value == "failed":
         print(f"layerloom: {result.message}", file=sys.stderr)

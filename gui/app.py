@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -123,9 +123,11 @@ class MainWindow(QMainWindow):
         self.training_dock = self._dock("Training", QWidget(), Qt.RightDockWidgetArea)
         self.live_dock = self._dock("Live", QWidget(), Qt.BottomDockWidgetArea)
         self.evaluation_dock = self._dock("Evaluation", QWidget(), Qt.BottomDockWidgetArea)
+        self.search_dock = self._dock("Search", QWidget(), Qt.BottomDockWidgetArea)
         self.tabifyDockWidget(self.summary_dock, self.messages_dock)
         self.tabifyDockWidget(self.summary_dock, self.live_dock)
         self.tabifyDockWidget(self.summary_dock, self.evaluation_dock)
+        self.tabifyDockWidget(self.summary_dock, self.search_dock)
         self.tabifyDockWidget(self.inspector_dock, self.training_dock)
         self.summary_dock.raise_()
         self.inspector_dock.raise_()
@@ -186,6 +188,11 @@ class MainWindow(QMainWindow):
         from .evaluation_views import EvaluationView
         return self._built("evaluation", self.evaluation_dock, EvaluationView)
 
+    @property
+    def search_view(self):
+        from .search_view import SearchView
+        return self._built("search", self.search_dock, lambda: SearchView(self))
+
     def past_runs(self) -> list:
         """The open project's finished or stopped runs on disk, newest first, without the one training now."""
         doc = self.document
@@ -203,13 +210,20 @@ class MainWindow(QMainWindow):
     def _hook_lazy(self, key: str, widget: QWidget) -> None:
         if key == "training":
             widget.message.connect(self.say)
+            widget.search_requested.connect(self.add_to_search)
             widget.set_document(self.document)
             if self.document is not None and self.document.locked:
                 widget.set_locked(True, self.document.locked)
         elif key == "live":
             widget.curves.runs_provider = self.past_runs
+        elif key == "search":
+            widget.message.connect(self.say)
+            widget.set_document(self.document)
         elif key == "evaluation" and hasattr(widget, "sample_selected"):
             widget.sample_selected.connect(lambda i: self.statusBar().showMessage(f"sample {i}", 3000))
+            if hasattr(widget, "explain_requested"):
+                from .explain_view import hook_explain  # the explain dialog, made on first use
+                hook_explain(self, widget)
 
     def show_banner(self, title: str, text: str, level: str = "error") -> None:
         """A message across the top of the canvas that stays until closed (errors in a run, for example)."""
@@ -276,6 +290,8 @@ class MainWindow(QMainWindow):
         self.zoom_out_action = a("Zoom &Out", self.view.zoom_out, QKeySequence.ZoomOut, context=canvas)
         self.reset_zoom_action = a("&Actual Size", self.view.reset_zoom, "Ctrl+0", context=canvas)
         self.tidy_action = a("&Tidy Layout", self.view.tidy, "Ctrl+L", "Arrange the network top to bottom")
+        self.search_action = a("Search &Hyper-parameters…", self.show_search, "F8",
+                               "Try many settings (learning rate, layer sizes …) and keep the best (F8)")
         self.theme_group = QActionGroup(self)
         self.theme_actions = {}
         for mode in ("system", "light", "dark"):
@@ -286,6 +302,7 @@ class MainWindow(QMainWindow):
         self.about_action = a("&About LayerLoom", self._about)
 
     def _make_menus(self) -> None:
+        self._make_transfer_actions()
         bar = self.menuBar()
         m = bar.addMenu("&File")
         for act in (self.new_action, self.new_empty_action, self.open_action):
@@ -295,11 +312,18 @@ class MainWindow(QMainWindow):
         for act in (self.save_action, self.save_as_action, self.close_action):
             m.addAction(act)
         m.addSeparator()
+        m.addAction(self.load_weights_action)
+        m.aboutToShow.connect(self._update_transfer_actions)
+        m.addSeparator()
         m.addAction(self.quit_action)
         m = bar.addMenu("&Edit")
         for act in (self.undo_action, self.redo_action, None, self.cut_action, self.copy_action, self.paste_action,
                     self.duplicate_action, self.delete_action, None, self.select_all_action, self.find_action):
             m.addSeparator() if act is None else m.addAction(act)
+        m.addSeparator()
+        for act in (self.freeze_action, self.unfreeze_action, self.replace_head_action, self.load_weights_action):
+            m.addAction(act)
+        m.aboutToShow.connect(self._update_transfer_actions)
         m = bar.addMenu("&View")
         for act in (self.fit_action, self.zoom_in_action, self.zoom_out_action, self.reset_zoom_action,
                     self.tidy_action):
@@ -310,12 +334,14 @@ class MainWindow(QMainWindow):
             theme.addAction(act)
         m.addSeparator()
         for dock in (self.palette_dock, self.inspector_dock, self.history_dock, self.summary_dock,
-                     self.messages_dock, self.training_dock, self.live_dock, self.evaluation_dock):
+                     self.messages_dock, self.training_dock, self.live_dock, self.evaluation_dock, self.search_dock):
             m.addAction(dock.toggleViewAction())
         m = bar.addMenu("&Run")
         t = self.training
-        for act in (t.train_action, t.pause_action, t.stop_action, None, t.evaluate_action, t.export_action):
+        for act in (t.train_action, t.pause_action, t.stop_action, None, t.evaluate_action, t.export_action, None,
+                    t.find_lr_action):  # Find Learning Rate…: its slot is TrainingController.find_learning_rate
             m.addSeparator() if act is None else m.addAction(act)
+        m.addAction(self.search_action)
         m = bar.addMenu("&Help")
         m.addAction(self.about_action)
         self._refresh_recent_menu()
@@ -337,6 +363,7 @@ class MainWindow(QMainWindow):
         self.view.selection_changed.connect(self._on_selection_changed)
         self.view.message.connect(self.say)
         self.inspector.message.connect(self.say)
+        self.inspector.search_requested.connect(self.add_to_search)
         self.summary.node_selected.connect(lambda nid: self.view.select_nodes([nid]))
 
     # ---- messages ---------------------------------------------------------------------------------------
@@ -367,6 +394,8 @@ class MainWindow(QMainWindow):
         self.undo_view.setStack(doc.undo_stack if doc else None)
         if "training" in self._lazy:
             self.training_panel.set_document(doc)
+        if "search" in self._lazy:
+            self.search_view.set_document(doc)
         if doc is not None:
             doc.analyzed.connect(self._on_analyzed)
             doc.dirty_changed.connect(self._update_title)
@@ -691,6 +720,11 @@ class MainWindow(QMainWindow):
     def _update_actions(self, *_: object) -> None:
         if hasattr(self, "training"):
             self.training.update_actions()
+            if self.searching:  # a search holds the network: no training run (or range test) beside it
+                for act in (self.training.train_action, getattr(self.training, "find_lr_action", None)):
+                    if act is not None:
+                        act.setEnabled(False)
+            self.search_action.setEnabled(self.document is not None and not self.training.running)
         has = self.document is not None
         for act in (self.save_action, self.save_as_action, self.close_action, self.cut_action, self.copy_action,
                     self.paste_action, self.duplicate_action, self.delete_action, self.select_all_action,
@@ -707,12 +741,149 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About LayerLoom", "<b>LayerLoom</b><p>Build, train and export PyTorch models by "
                           "pointing and clicking.</p>")
 
+    # ---- transfer learning: the menu entries and their slots ------------------------------------------------
+    def _make_transfer_actions(self) -> None:
+        a = self._action
+        self.load_weights_action = a("Load &Weights…", self.load_weights, tip="Start training from weights trained "
+                                     "elsewhere: a .safetensors, .layerloom, .onnx or .pt file, or a run folder")
+        self.freeze_action = a("&Freeze Selected Layers", self.freeze_selected,
+                               tip="Keep the selected layers' weights as they are while the network trains")
+        self.unfreeze_action = a("U&nfreeze Selected Layers", self.unfreeze_selected,
+                                 tip="Let the selected layers' weights train again")
+        self.replace_head_action = a("Replace the &Head…", self.replace_head,
+                                     tip="Give the network a new number of outputs (classes), e.g. before loading "
+                                         "weights trained for another task")
+
+    def _update_transfer_actions(self) -> None:
+        doc = self.document
+        free = doc is not None and not doc.locked
+        ids = [n for n in self.view.selected_nodes() if n in doc.graph] if doc is not None else []
+        self.load_weights_action.setEnabled(free)
+        self.replace_head_action.setEnabled(free)
+        self.freeze_action.setEnabled(free and any(not doc.graph.nodes[n].frozen and doc.has_weights(n) for n in ids))
+        self.unfreeze_action.setEnabled(free and any(doc.graph.nodes[n].frozen for n in ids))
+
+    def load_weights(self):
+        """Open the Load Weights dialog on the open project (kept as `transfer_dialog`); returns it, or None."""
+        doc = self.document
+        if doc is None:
+            self.say("Open a project first: weights are loaded into its network", "warning")
+            return None
+        if doc.locked:
+            self.say(f"Weights cannot be loaded now: {doc.locked}", "warning")
+            return None
+        from .transfer_dialog import TransferDialog
+
+        dialog = TransferDialog(doc, self.view.selected_nodes(), self, save_first=self._save_for_transfer)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.applied.connect(self.say)
+        dialog.open()
+        self.transfer_dialog = dialog
+        return dialog
+
+    def _save_for_transfer(self) -> bool:
+        """An untitled project is saved before weights are loaded into it (the file goes beside it)."""
+        if os.environ.get("LAYERLOOM_NO_DIALOGS"):
+            self.say("Save the project first: the starting weights are written to a file beside it", "warning")
+            return False
+        answer = QMessageBox.question(
+            self, "Save the project first", "The starting weights are written to a file beside the project, so "
+            "the project must be saved first. Save it now?", QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+        return answer == QMessageBox.Yes and self.save()
+
+    def freeze_selected(self) -> list[str]:
+        return self._set_frozen(True)
+
+    def unfreeze_selected(self) -> list[str]:
+        return self._set_frozen(False)
+
+    def _set_frozen(self, frozen: bool) -> list[str]:
+        """Freeze or unfreeze the canvas's selected layers as one undo step; says what changed, or why not."""
+        doc = self.document
+        if doc is None:
+            return []
+        ids = self.view.selected_nodes()
+        verb = "freeze" if frozen else "unfreeze"
+        if not ids:
+            self.say(f"Select the layers to {verb} on the canvas first", "warning")
+            return []
+        try:
+            changed = doc.set_frozen(ids, frozen)
+        except LayerLoomError as e:
+            self.say(f"Cannot {verb} now: {e}", "warning")
+            return []
+        if not changed:
+            self.say("Nothing to freeze: the selected layers have no weights or are frozen already" if frozen else
+                     "Nothing to unfreeze: none of the selected layers is frozen")
+        elif frozen:
+            self.say(f"Froze {', '.join(changed)}: their weights stay as they are while the network trains")
+        else:
+            self.say(f"Unfroze {', '.join(changed)}: their weights train again")
+        return changed
+
+    def replace_head(self, num_classes: int | None = None) -> bool:
+        """Give the network `num_classes` outputs (asked for when None) as one undo step; says what changed."""
+        doc = self.document
+        if doc is None:
+            self.say("Open a project first: the head is the last layer of its network", "warning")
+            return False
+        if num_classes is None:
+            if os.environ.get("LAYERLOOM_NO_DIALOGS"):
+                return False
+            from PySide6.QtWidgets import QInputDialog
+
+            shapes = [doc.analysis.nodes[n].shape for n in doc.graph.sink_nodes() if n in doc.analysis.nodes]
+            current = next((s[0] for s in shapes if s is not None and len(s) == 1), 10)
+            value, ok = QInputDialog.getInt(self, "Replace the head", "Number of classes (outputs) the network "
+                                            "should have:", int(current), 1, 1_000_000)
+            if not ok:
+                return False
+            num_classes = value
+        try:
+            changes = doc.replace_head(num_classes)
+        except LayerLoomError as e:
+            self.say(f"Cannot replace the head: {e}", "warning")
+            self._warn("Cannot replace the head", "The network's head could not be changed.", str(e))
+            return False
+        if not changes:
+            self.say(f"The network has {num_classes} outputs already: nothing changed")
+            return True
+        what = "; ".join(f"{nid}: {', '.join(f'{k} {old[k]} → {v}' for k, v in new.items())}"
+                         for nid, old, new in changes)
+        self.say(f"Replaced the head for {num_classes} classes ({what}); it starts from fresh weights when trained. "
+                 f"Undo (Ctrl+Z) takes it back")
+        return True
+
+    # ---- hyper-parameter search: the Search dock -------------------------------------------------------------
+    @property
+    def searching(self) -> bool:
+        """Whether a hyper-parameter search is running (the network is locked meanwhile)."""
+        return "search" in self._lazy and self.search_view.running
+
+    def show_search(self) -> None:
+        """Run ▸ Search Hyper-parameters… (F8): the Search dock, raised and tall enough for its table and plots."""
+        if self.document is None:
+            self.say("Open a project first: a search tries settings of its network", "warning")
+            return
+        self.search_view  # noqa: B018 - the property builds the dock's widget
+        self.search_dock.show()
+        self.search_dock.raise_()
+        if self.search_dock.height() < 320:
+            self.resizeDocks([self.search_dock], [340], Qt.Vertical)
+
+    def add_to_search(self, target: str) -> bool:
+        """"Add to the search" from a right-click menu: a row for `target` in the Search dock."""
+        self.show_search()
+        return self.document is not None and self.search_view.add_target(target)
+
     # ---- closing ----------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         if not self.maybe_save():
             event.ignore()
             return
         self.training.shutdown()
+        if "search" in self._lazy:
+            self.search_view.shutdown()
         self._discard_autosave()
         self._save_settings()
         event.accept()
@@ -743,6 +914,10 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName(APP)
     app.setOrganizationName(APP)
     app.setApplicationDisplayName(APP)
+    app.setDesktopFileName("layerloom")  # Wayland matches the window to packaging/layerloom.desktop
+    icon = Path(__file__).resolve().parent.parent / "resources" / "icons" / "layerloom.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     window = MainWindow()
     probe = os.environ.get("LAYERLOOM_STARTUP_PROBE")
     if probe:

@@ -3,6 +3,7 @@ a title, the cause and what to try, and a close button. It never blocks the wind
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout
 
 from .colors import ERROR_COLOR, INFO_COLOR, WARNING_COLOR
@@ -41,7 +42,9 @@ class Banner(QFrame):
     def show_message(self, title: str, text: str, level: str = "error") -> None:
         colour = _COLOURS.get(level, ERROR_COLOR)
         self.level = level
-        self.setStyleSheet(f"QFrame#banner {{ background: {colour}22; border-bottom: 2px solid {colour}; }}"
+        c = QColor(colour)  # Qt reads "#rrggbbaa" as #aarrggbb: the tint's alpha goes through rgba()
+        self.setStyleSheet(f"QFrame#banner {{ background: rgba({c.red()}, {c.green()}, {c.blue()}, 34); "
+                           f"border-bottom: 2px solid {colour}; }}"
                            f"QLabel#bannerTitle {{ font-weight: 600; color: {colour}; }}")
         self.title.setText(title)
         self.text.setText(text)

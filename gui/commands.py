@@ -22,15 +22,16 @@ class AddNodeCommand(QUndoCommand):
 
     def __init__(self, graph: Graph, layer_type: str, params: dict[str, Any] | None = None,
                  position: tuple[float, float] = (0.0, 0.0), node_id: str | None = None,
-                 parent: QUndoCommand | None = None):
+                 parent: QUndoCommand | None = None, *, frozen: bool = False, lr_factor: float = 1.0):
         super().__init__(parent)
         self.graph, self.layer_type, self.params = graph, layer_type, dict(params or {})
         self.position, self.node_id = tuple(position), node_id
+        self.frozen, self.lr_factor = frozen, lr_factor  # training flags (a pasted frozen layer stays frozen)
         self.setText(f"Add {layer_type}")
 
     def redo(self) -> None:
         self.node_id = self.graph.add_node(self.layer_type, self.params, node_id=self.node_id,
-                                           position=self.position)
+                                           position=self.position, frozen=self.frozen, lr_factor=self.lr_factor)
 
     def undo(self) -> None:
         self.graph.remove_node(self.node_id)
@@ -53,7 +54,8 @@ class RemoveNodeCommand(QUndoCommand):
 
     def undo(self) -> None:
         node, index, edges = self._saved
-        self.graph.add_node(node.type, node.params, node_id=node.id, position=node.position, index=index)
+        self.graph.add_node(node.type, node.params, node_id=node.id, position=node.position, index=index,
+                            frozen=node.frozen, lr_factor=node.lr_factor)
         for edge, slot in sorted(edges, key=lambda e: e[1]):
             self.graph.connect(edge.source, edge.target, index=slot)
 
@@ -146,6 +148,67 @@ class SetSectionCommand(QUndoCommand):
 
     def _set(self, value: Any) -> None:
         setattr(self.project, self.key, copy.deepcopy(value))
+        if self.on_change is not None:
+            self.on_change(self.key)
+
+    def redo(self) -> None:
+        self._set(self.new)
+
+    def undo(self) -> None:
+        self._set(self.old)
+
+
+def flags_text(node_id: str, frozen: bool | None = None, lr_factor: float | None = None) -> str:
+    """What the History shows for a change of a node's training flags."""
+    parts = []
+    if frozen is not None:
+        parts.append(f"{'Freeze' if frozen else 'Unfreeze'} {node_id}")
+    if lr_factor is not None:
+        parts.append(f"{'set' if parts else 'Set'} the lr factor of {node_id} to {lr_factor:g}")
+    return ", ".join(parts) or f"Training flags of {node_id}"
+
+
+class SetTrainingFlagsCommand(QUndoCommand):
+    """Freeze or unfreeze one node, or change its learning-rate factor (None leaves a flag as it is), through
+    Graph.set_training_flags; undo gives back the values it returned. The caller validates first
+    (Document.set_training_flags), so redo cannot fail."""
+
+    def __init__(self, graph: Graph, node_id: str, frozen: bool | None = None, lr_factor: float | None = None,
+                 parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.graph, self.node_id = graph, node_id
+        self.new: dict[str, Any] = {k: v for k, v in (("frozen", frozen), ("lr_factor", lr_factor)) if v is not None}
+        self.old: dict[str, Any] = {}
+        self.setText(flags_text(node_id, frozen, lr_factor))
+
+    def redo(self) -> None:
+        self.old = self.graph.set_training_flags(self.node_id, **self.new)
+
+    def undo(self) -> None:
+        self.graph.set_training_flags(self.node_id, **self.old)
+
+
+_MISSING = object()
+
+
+class SetExtraCommand(QUndoCommand):
+    """Set (or, with None, remove) one key of project.extra, the project file's other top-level entries, such as
+    "init" (the starting weights of a transfer). `on_change(key)` runs after each change."""
+
+    def __init__(self, project: Project, key: str, value: Any, on_change=None, text: str = "",
+                 parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.project, self.key, self.on_change = project, key, on_change
+        self.new = copy.deepcopy(value)
+        old = project.extra.get(key, _MISSING)
+        self.old = old if old is _MISSING else copy.deepcopy(old)
+        self.setText(text or (f"Remove {key}" if value is None else f"Change {key}"))
+
+    def _set(self, value: Any) -> None:
+        if value is None or value is _MISSING:
+            self.project.extra.pop(self.key, None)
+        else:
+            self.project.extra[self.key] = copy.deepcopy(value)
         if self.on_change is not None:
             self.on_change(self.key)
 

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.errors import GraphError, NodeNotFoundError
-from engine.graph import Graph
+from engine.graph import Graph, check_training_flags
 from engine.layers import get_spec
 from engine.layout import layered_layout
 from engine.project import Project, load_project, save_project
@@ -246,6 +246,140 @@ class Document(QObject):
             return
         self.push(SetSectionCommand(self.project, key, value, on_change=self.section_changed.emit, text=text))
 
+    # ---- training flags, starting weights and the head (transfer learning) ---------------------------------
+    def has_weights(self, node_id: str) -> bool:
+        """Whether training changes anything in a node (weights, or BatchNorm's running statistics), so that
+        freezing it or giving it a learning-rate factor means something."""
+        node = self.graph.node(node_id)
+        info = self.analysis.nodes.get(node_id)
+        if info is not None and info.error is None:
+            return info.params > 0 or "BatchNorm" in node.type
+        from engine.layers import base as layer_base  # no analysis yet: whether the layer type counts weights
+        return node.spec.count_params is not getattr(layer_base, "_zero", None)
+
+    def set_training_flags(self, node_id: str, frozen: bool | None = None, lr_factor: float | None = None) -> bool:
+        """Freeze or unfreeze a node, or set its learning-rate factor (None leaves a flag as it is), as one undo
+        step. A bad value raises ParamError saying what is allowed, and a locked document LockedError; nothing is
+        pushed then. Returns whether anything changed."""
+        from engine.graph import check_training_flags
+
+        from .commands import SetTrainingFlagsCommand
+
+        node = self.graph.node(node_id)
+        new_frozen, new_factor = check_training_flags(node.frozen if frozen is None else frozen,
+                                                      node.lr_factor if lr_factor is None else lr_factor)
+        frozen = None if frozen is None or new_frozen == node.frozen else new_frozen
+        lr_factor = None if lr_factor is None or new_factor == node.lr_factor else new_factor
+        if frozen is None and lr_factor is None:
+            return False
+        self.push(SetTrainingFlagsCommand(self.graph, node_id, frozen, lr_factor))
+        return True
+
+    def set_frozen(self, node_ids: list[str], frozen: bool = True) -> list[str]:
+        """Freeze (or unfreeze) several nodes as one undo step; nodes without weights are left alone when
+        freezing. Returns the ids that changed ([] and nothing pushed when none did)."""
+        from .commands import SetTrainingFlagsCommand
+
+        ids = list(dict.fromkeys(node_ids))
+        for nid in ids:
+            self.graph.node(nid)
+        changed = [nid for nid in ids if self.graph.nodes[nid].frozen != frozen
+                   and (not frozen or self.has_weights(nid))]
+        if not changed:
+            return []
+        if len(changed) == 1:
+            self.push(SetTrainingFlagsCommand(self.graph, changed[0], frozen=frozen))
+            return changed
+        macro = MacroCommand(f"{'Freeze' if frozen else 'Unfreeze'} {len(changed)} layers")
+        for nid in changed:
+            macro.add(SetTrainingFlagsCommand(self.graph, nid, frozen=frozen))
+        self.push(macro)
+        return changed
+
+    def set_extra(self, key: str, value: Any, text: str = "") -> None:
+        """Set (None: remove) one of the project file's other top-level entries (project.extra), as one undo
+        step; section_changed(key) follows each change, its undo and its redo."""
+        from .commands import SetExtraCommand
+
+        if key in ("graph", "name", "description", "format", "version") or hasattr(self.project, key):
+            raise KeyError(f"{key!r} is not an extra entry of a project: use set_section")
+        if self.project.extra.get(key) == value:
+            return
+        self.push(SetExtraCommand(self.project, key, value, on_change=self.section_changed.emit, text=text))
+
+    def init_weights_file(self) -> Path:
+        """Where apply_transfer writes next: PROJECT.init.safetensors beside the project, or PROJECT.2.init...
+        when that file exists already (an earlier transfer that an undo step or a saved copy may still name is
+        never overwritten). ProjectError for a project never saved."""
+        from engine.transfer import init_weights_path
+
+        return init_weights_path(self._init_stem())
+
+    def _init_stem(self) -> Path:
+        """The project path whose init_weights_path is the next free starting-weights file."""
+        from engine.errors import ProjectError
+        from engine.transfer import init_weights_path
+
+        if self.path is None:
+            raise ProjectError("save the project first: the starting weights are written to a file beside it")
+        n, stem = 1, self.path
+        while init_weights_path(stem).exists():
+            n += 1
+            stem = self.path.with_name(f"{self.path.stem}.{n}{self.path.suffix}")
+        return stem
+
+    def apply_transfer(self, weights: dict[str, Any], report, source: str | os.PathLike,
+                       freeze: bool = False) -> Path:
+        """Start training from transferred weights (a state dict of the network's tensors, as
+        engine.transfer.matched_weights gives): write them beside the project with save_init_weights, then, as ONE
+        undo step, set project.extra["init"] to that file and, with `freeze`, freeze every layer that took
+        weights. Undo removes the setting (the file stays). Returns the file written. LockedError while training,
+        ProjectError when the project was never saved or the file cannot be written."""
+        from engine.transfer import INIT_KEY, save_init_weights
+
+        from .commands import SetExtraCommand, SetTrainingFlagsCommand
+
+        if self._locked:
+            raise LockedError(self._locked)
+        scratch = Project()  # save_init_weights sets scratch.extra; the document changes only by the command
+        path = save_init_weights(scratch, self._init_stem(), weights, source=str(source), report=report)
+        entry = scratch.extra[INIT_KEY]
+        loaded = list(dict.fromkeys(name.split(".", 1)[0] for name in weights))
+        macro = MacroCommand(f"Load weights from {Path(source).name}")
+        macro.add(SetExtraCommand(self.project, INIT_KEY, entry, on_change=self.section_changed.emit))
+        if freeze:
+            for nid in loaded:
+                if nid in self.graph and not self.graph.nodes[nid].frozen:
+                    macro.add(SetTrainingFlagsCommand(self.graph, nid, frozen=True))
+        self.push(macro)
+        return path
+
+    def remove_init(self) -> bool:
+        """Stop starting training from transferred weights, as one undo step (the file stays). Returns whether
+        there was a setting to remove."""
+        from engine.transfer import INIT_KEY
+
+        if not self.project.extra.get(INIT_KEY):
+            return False
+        self.set_extra(INIT_KEY, None, text="Stop starting from the loaded weights")
+        return True
+
+    def replace_head(self, num_classes: int) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """Give the network `num_classes` outputs (engine.transfer.replace_head, worked out on a copy of the graph)
+        as ONE undo step of parameter changes. Returns [(node id, old params, new params)], [] when the count is
+        right already. GraphError, with what to do, when no layer decides the outputs or a later layer would
+        break; LockedError while training."""
+        from engine.transfer import replace_head
+
+        changes = replace_head(self.graph.copy(), num_classes)
+        if not changes:
+            return []
+        macro = MacroCommand(f"Replace the head: {num_classes} output{'s' if num_classes != 1 else ''}")
+        for nid, _old, new in changes:
+            macro.add(SetParamsCommand(self.graph, nid, new))
+        self.push(macro)
+        return changes
+
     def tidy(self) -> None:
         """The layered layout of the whole graph as one undo step."""
         positions = layered_layout(self.graph)
@@ -257,7 +391,8 @@ class Document(QObject):
         """Plain data for the clipboard: the nodes and the wires between them."""
         ids = [nid for nid in self.graph.nodes if nid in set(node_ids)]
         nodes = [{"type": self.graph.nodes[n].type, "params": copy.deepcopy(self.graph.nodes[n].params),
-                  "position": list(self.graph.nodes[n].position), "id": n} for n in ids]
+                  "position": list(self.graph.nodes[n].position), "id": n,
+                  "frozen": self.graph.nodes[n].frozen, "lr_factor": self.graph.nodes[n].lr_factor} for n in ids]
         edges = [{"source": e.source, "target": e.target} for e in self.graph.edges
                  if e.source in ids and e.target in ids]
         return {"nodes": nodes, "edges": edges}
@@ -270,6 +405,7 @@ class Document(QObject):
             return []
         for n in nodes:  # refuse the whole paste before anything is added
             get_spec(n["type"]).validate_params(dict(n.get("params") or {}))
+            check_training_flags(bool(n.get("frozen", False)), n.get("lr_factor", 1.0))
         macro = MacroCommand(f"{text} {len(nodes)} node{'s' if len(nodes) != 1 else ''}")
         scratch = self.graph.copy()
         new_ids: dict[str, str] = {}
@@ -278,7 +414,8 @@ class Document(QObject):
             pos = (float(x) + offset[0], float(y) + offset[1])
             nid = scratch.add_node(n["type"], n.get("params"), position=pos)
             new_ids[n.get("id", nid)] = nid
-            macro.add(AddNodeCommand(self.graph, n["type"], n.get("params"), pos, node_id=nid))
+            macro.add(AddNodeCommand(self.graph, n["type"], n.get("params"), pos, node_id=nid,
+                                     frozen=bool(n.get("frozen", False)), lr_factor=n.get("lr_factor", 1.0)))
         for e in data.get("edges") or []:
             s, t = new_ids.get(e["source"]), new_ids.get(e["target"])
             if s and t:

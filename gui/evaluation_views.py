@@ -17,8 +17,11 @@ from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QPoint, QRe
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
+    QPushButton,
     QSizePolicy,
     QTableView,
     QTableWidget,
@@ -35,6 +38,8 @@ from .palette import blend
 CLASSIFICATION, BINARY, REGRESSION, RECONSTRUCTION = "classification", "binary", "regression", "reconstruction"
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 1  # the sample index of a table row
 MAX_CELL_SAMPLES = 64  # samples shown for one confusion cell (the tooltip says how many there are)
+EXPLAIN_TEXT = "Explain this prediction"
+EXPLAINABLE = (CLASSIFICATION, BINARY, REGRESSION)  # tasks with one score per sample to explain
 
 
 # ---- images ----------------------------------------------------------------------------------------------------
@@ -86,12 +91,15 @@ def section_label(text: str, parent: QWidget) -> QLabel:
 class ImageGallery(QWidget):
     """A wrapping grid of small images, each with a caption of one or two lines and an optional coloured frame
     (red for a wrong prediction). Clicking an image emits `sample_clicked(index)` with that sample's index.
-    With `pairs`, each cell shows two images side by side (an input and its reconstruction)."""
+    With `pairs`, each cell shows two images side by side (an input and its reconstruction). With `explain_text`
+    set, a right-click on an image offers that action and a double-click takes it: `explain_requested(index)`."""
 
     sample_clicked = Signal(int)
+    explain_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None, cell: int = 60):
         super().__init__(parent)
+        self.explain_text: str | None = None
         self._cell = cell
         self._pixmaps: list[tuple[QPixmap, ...]] = []
         self._captions: list[str] = []
@@ -262,6 +270,36 @@ class ImageGallery(QWidget):
         self.update()
         self.sample_clicked.emit(self._indices[i])
 
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        i = self.position_at(event.position().toPoint())
+        if i is None or not self.explain_text:
+            super().mouseDoubleClickEvent(event)
+            return
+        self.explain_requested.emit(self._indices[i])
+
+    def explain_menu(self, position: int) -> QMenu | None:
+        """The context menu of the image at `position` in the gallery (None without `explain_text`)."""
+        if not self.explain_text or not 0 <= position < len(self._indices):
+            return None
+        index = self._indices[position]
+        menu = QMenu(self)
+        action = menu.addAction(self.explain_text)
+        action.triggered.connect(lambda checked=False: self.explain_requested.emit(index))
+        return menu
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        i = self.position_at(event.pos())
+        menu = self.explain_menu(i) if i is not None else None
+        if menu is None:
+            super().contextMenuEvent(event)
+            return
+        if i != self._selected:  # right-click selects as a click does
+            self._selected = i
+            self.update()
+            self.sample_clicked.emit(self._indices[i])
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(event.globalPos())
+
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
         over = self.position_at(event.position().toPoint()) is not None
         self.setCursor(Qt.CursorShape.PointingHandCursor if over else Qt.CursorShape.ArrowCursor)
@@ -281,12 +319,15 @@ class ImageGallery(QWidget):
 
 class SampleTable(QTableWidget):
     """Rows of samples (tabular data, sequences, text): given columns, one row per sample; clicking a row emits
-    `sample_clicked(index)`. Shows at most `max_rows` rows and sizes itself to them."""
+    `sample_clicked(index)`. Shows at most `max_rows` rows and sizes itself to them. With `explain_text` set, a
+    right-click on a row offers that action and a double-click takes it: `explain_requested(index)`."""
 
     sample_clicked = Signal(int)
+    explain_requested = Signal(int)
 
     def __init__(self, parent: QWidget | None = None, max_rows: int = 12):
         super().__init__(parent)
+        self.explain_text: str | None = None
         self._max_rows = max_rows
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -301,6 +342,7 @@ class SampleTable(QTableWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setWordWrap(False)
         self.cellClicked.connect(self._on_cell_clicked)
+        self.cellDoubleClicked.connect(self._on_cell_double_clicked)
 
     def set_rows(self, headers: Sequence[str], rows: Sequence[Sequence[Any]], indices: Sequence[int] | None = None,
                  marks: Sequence[str | None] | None = None, tooltips: Sequence[str] | None = None,
@@ -358,6 +400,34 @@ class SampleTable(QTableWidget):
         item = self.item(row, 0)
         if item is not None:
             self.sample_clicked.emit(int(item.data(INDEX_ROLE)))
+
+    def _on_cell_double_clicked(self, row: int, _col: int) -> None:
+        item = self.item(row, 0)
+        if item is not None and self.explain_text:
+            self.explain_requested.emit(int(item.data(INDEX_ROLE)))
+
+    def explain_menu(self, row: int) -> QMenu | None:
+        """The context menu of a row (None without `explain_text`)."""
+        item = self.item(row, 0) if 0 <= row < self.rowCount() else None
+        if not self.explain_text or item is None:
+            return None
+        index = int(item.data(INDEX_ROLE))
+        menu = QMenu(self)
+        action = menu.addAction(self.explain_text)
+        action.triggered.connect(lambda checked=False: self.explain_requested.emit(index))
+        return menu
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        row = self.rowAt(event.pos().y())  # the viewport's coordinates
+        menu = self.explain_menu(row)
+        if menu is None:
+            super().contextMenuEvent(event)
+            return
+        if row != self.currentRow():  # right-click selects as a click does
+            self.selectRow(row)
+            self._on_cell_clicked(row, 0)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(event.globalPos())
 
 
 def _numeric(value: Any) -> bool:
@@ -482,6 +552,15 @@ def images_of(result: dict[str, Any], values: Any = None) -> np.ndarray | None:
     return None
 
 
+def is_table(result: dict[str, Any] | None) -> bool:
+    """Inputs that are rows of numeric features (not images, token ids or sequences) of a task with a score."""
+    x = result.get("x") if result else None
+    if x is None or str(result.get("task", CLASSIFICATION)) not in EXPLAINABLE:
+        return False
+    x = np.asarray(x)
+    return x.ndim == 2 and np.issubdtype(x.dtype, np.floating) and images_of(result) is None
+
+
 def _fmt_metric(key: str, value: float) -> tuple[str, str]:
     v = float(value)
     if key == "acc":
@@ -497,9 +576,13 @@ def _fmt_metric(key: str, value: float) -> tuple[str, str]:
 
 class EvaluationView(QWidget):
     """Shows one evaluation: `show_result(dict)` with the keys of engine.evaluate.evaluate. A click on a sample in
-    a gallery or table, or on a point of the scatter, emits `sample_selected(index)` (its index in the result)."""
+    a gallery or table, or on a point of the scatter, emits `sample_selected(index)` (its index in the result).
+    "Explain this prediction" (the button under a selected sample, a right-click or a double-click on one) emits
+    `explain_requested(index)`; "Feature importance" (tables) emits `features_requested()`."""
 
     sample_selected = Signal(int)
+    explain_requested = Signal(int)
+    features_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -523,6 +606,20 @@ class EvaluationView(QWidget):
         self.metrics.setWordWrap(True)
         self.metrics.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         body.addWidget(self.metrics)
+        # tables: which features matter (permutation importance, in the explain panel)
+        self.features_row = QWidget(page)
+        frow = QHBoxLayout(self.features_row)
+        frow.setContentsMargins(0, 4, 0, 0)
+        self.features_button = QPushButton("Feature importance…", self.features_row)
+        self.features_button.setToolTip("Which features does the network rely on? Shuffles each feature of the "
+                                        "validation split in turn and measures how much the score drops.")
+        self.features_button.clicked.connect(lambda checked=False: self.features_requested.emit())
+        frow.addWidget(self.features_button)
+        self.features_note = QLabel("which input columns the network relies on", self.features_row)
+        self.features_note.setProperty("muted", True)
+        frow.addWidget(self.features_note)
+        frow.addStretch(1)
+        body.addWidget(self.features_row)
 
         # classification: the matrix and the samples of a cell
         self.confusion_title = section_label("Confusion matrix", page)
@@ -553,9 +650,11 @@ class EvaluationView(QWidget):
         body.addWidget(self.cell_title)
         self.cell_gallery = ImageGallery(page)
         self.cell_gallery.sample_clicked.connect(self._on_sample_clicked)
-        body.addWidget(self.cell_gallery)
         self.cell_table = SampleTable(page)
         self.cell_table.sample_clicked.connect(self._on_sample_clicked)
+        self.cell_explain = self._explain_button(page, (self.cell_gallery, self.cell_table))
+        body.addWidget(self.cell_explain)  # above the samples, so that it stays in sight after a click
+        body.addWidget(self.cell_gallery)
         body.addWidget(self.cell_table)
 
         # regression: predicted against true
@@ -585,9 +684,11 @@ class EvaluationView(QWidget):
         body.addWidget(self.worst_hint)
         self.worst_gallery = ImageGallery(page)
         self.worst_gallery.sample_clicked.connect(self._on_sample_clicked)
-        body.addWidget(self.worst_gallery)
         self.worst_table = SampleTable(page)
         self.worst_table.sample_clicked.connect(self._on_sample_clicked)
+        self.worst_explain = self._explain_button(page, (self.worst_gallery, self.worst_table))
+        body.addWidget(self.worst_explain)
+        body.addWidget(self.worst_gallery)
         body.addWidget(self.worst_table)
         body.addStretch(1)
 
@@ -615,7 +716,14 @@ class EvaluationView(QWidget):
         task = str(result.get("task", CLASSIFICATION))
         for w in self._task_widgets():
             w.hide()
+        explain = EXPLAIN_TEXT if task in EXPLAINABLE else None
+        for view in (self.cell_gallery, self.cell_table, self.worst_gallery, self.worst_table):
+            view.explain_text = explain
+        for button in (self.cell_explain, self.worst_explain):
+            self._reset_explain(button)
         self._show_header(result)
+        if is_table(result):
+            self.features_row.show()
         if task in (CLASSIFICATION, BINARY):
             self._show_confusion(result)
         elif task == REGRESSION:
@@ -644,12 +752,51 @@ class EvaluationView(QWidget):
         """The pyqtgraph PlotWidget of the regression scatter (None until one is shown)."""
         return self._plot
 
+    def explain_index(self, section: str = "worst") -> int | None:
+        """The sample the "Explain this prediction" button of a section ("worst" or "cell") would explain."""
+        button = self.worst_explain if section == "worst" else self.cell_explain
+        index = button.property("sample")
+        return None if index is None or index < 0 or not button.isVisibleTo(self) or not button.isEnabled() \
+            else int(index)
+
     # ---- sections ------------------------------------------------------------------------------------------------
+    def _explain_button(self, page: QWidget, views: tuple[ImageGallery, SampleTable]) -> QPushButton:
+        """"Explain this prediction" above a gallery and its table: enabled once one of their samples is clicked."""
+        button = QPushButton(EXPLAIN_TEXT, page)
+        button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        button.setProperty("sample", -1)
+        button.clicked.connect(lambda checked=False: self._explain_from(button))
+        for view in views:
+            view.explain_requested.connect(self.explain_requested)
+            view.sample_clicked.connect(lambda i, b=button: self._offer_explain(b, i))
+        return button
+
+    def _offer_explain(self, button: QPushButton, index: int) -> None:
+        result = self._result
+        if result is None or str(result.get("task", CLASSIFICATION)) not in EXPLAINABLE:
+            return
+        info = self._labels(result, int(index))
+        about = (f"{info['true']} → {info['pred']}" if "pred" in info and info.get("true") != info.get("pred")
+                 else info.get("true", ""))
+        button.setText(f"{EXPLAIN_TEXT}: sample {int(index)}" + (f" ({about})" if about else ""))
+        button.setProperty("sample", int(index))
+        button.setEnabled(True)
+
+    def _reset_explain(self, button: QPushButton) -> None:
+        button.setText(f"{EXPLAIN_TEXT} (click a sample first)")
+        button.setProperty("sample", -1)
+        button.setEnabled(False)
+
+    def _explain_from(self, button: QPushButton) -> None:
+        index = button.property("sample")
+        if index is not None and index >= 0:
+            self.explain_requested.emit(int(index))
+
     def _task_widgets(self) -> list[QWidget]:
-        return [self.confusion_title, self.confusion_hint, self.confusion, self.pred_axis,
-                self.cell_title, self.cell_gallery, self.cell_table, self.scatter_title, self.scatter_host,
-                self.recon_title, self.recon_gallery, self.recon_table, self.worst_title, self.worst_hint,
-                self.worst_gallery, self.worst_table]
+        return [self.features_row, self.confusion_title, self.confusion_hint, self.confusion, self.pred_axis,
+                self.cell_title, self.cell_gallery, self.cell_table, self.cell_explain, self.scatter_title,
+                self.scatter_host, self.recon_title, self.recon_gallery, self.recon_table, self.worst_title,
+                self.worst_hint, self.worst_gallery, self.worst_table, self.worst_explain]
 
     def _n(self, result: dict[str, Any]) -> int:
         n = result.get("n")
@@ -737,6 +884,8 @@ class EvaluationView(QWidget):
             head += f" (the first {MAX_CELL_SAMPLES})"
         self.cell_title.setText(head.upper())
         self.cell_title.show()
+        self._reset_explain(self.cell_explain)
+        self.cell_explain.setVisible(total > 0 and str(result.get("task", CLASSIFICATION)) in EXPLAINABLE)
         idx = idx[:MAX_CELL_SAMPLES]
         mark = OK_COLOR if true == pred else ERROR_COLOR
         empty = (f"No sample of class {classes[true]} was predicted as {classes[pred]}.")
@@ -825,9 +974,12 @@ class EvaluationView(QWidget):
                                   REGRESSION: "Largest errors", RECONSTRUCTION: "Worst reconstructed"
                                   }.get(task, "Worst samples").upper() + f" ({len(worst)})")
         self.worst_hint.setText("The samples with the highest loss first: the ones the network finds hardest. "
-                                "Click one to select it.")
+                                + ("Click one, then Explain this prediction (or right-click or double-click it) "
+                                   "to see what the network looked at." if task in EXPLAINABLE else
+                                   "Click one to select it."))
         for w in (self.worst_title, self.worst_hint):
             w.show()
+        self.worst_explain.setVisible(task in EXPLAINABLE and len(worst) > 0)
         n = self._n(result)
         marks = None
         if task in (CLASSIFICATION, BINARY):
@@ -965,4 +1117,4 @@ class EvaluationView(QWidget):
                     self.select_cell(*cell)
 
 
-__all__ = ["ConfusionModel", "EvaluationView", "ImageGallery", "SampleTable", "image_range", "to_qimage"]
+__all__ = ["ConfusionModel", "EvaluationView", "ImageGallery", "SampleTable", "image_range", "is_table", "to_qimage"]

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtGui import QAction, QColor, QFont, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QScrollArea,
     QSizePolicy,
     QSpinBox,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 from shiboken6 import isValid
 
 from engine.errors import GraphError, ParamError
+from engine.graph import MAX_LR_FACTOR
 from engine.layers import fmt
 from engine.params import BOOL, CHOICE, FLOAT, FLOATS, INT, INT_TUPLE, INTS, PADDING, Param
 from engine.units import format_bytes, format_count
@@ -47,6 +49,8 @@ _SEPARATORS = re.compile(r"[\s,;]+")
 EMPTY_HINT = ("Select a layer to edit it; drag layers from the palette onto the canvas, then wire them together. "
               "Each layer's shape, size and cost show up here.")
 HOVER_HINT = "Point at or click into a parameter to see what changing it does."
+SEARCH_ACTION_TEXT = "Add to the search"
+SEARCHABLE_KINDS = (INT, FLOAT, CHOICE, BOOL)  # the editors whose right-click menu offers SEARCH_ACTION_TEXT
 
 
 # ---- text ↔ value ---------------------------------------------------------------------------------------------
@@ -196,6 +200,27 @@ def param_editor(param: Param, parent: QWidget, name: str, watcher: QObject, com
     return w, error
 
 
+def add_search_action(widget: QWidget, action: QAction) -> None:
+    """Offer `action` ("Add to the search") at the end of an editor's right-click menu, after a text field's usual
+    Undo / Cut / Copy / Paste entries."""
+    widget.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+
+    def show(pos) -> None:
+        if isinstance(widget, QLineEdit):
+            menu = widget.createStandardContextMenu()
+        elif isinstance(widget, QSpinBox):
+            menu = widget.lineEdit().createStandardContextMenu()
+        else:
+            menu = QMenu(widget)
+        if menu.actions():
+            menu.addSeparator()
+        menu.addAction(action)
+        menu.exec(widget.mapToGlobal(pos))
+        menu.deleteLater()
+
+    widget.customContextMenuRequested.connect(show)
+
+
 def write_widget(widget: QWidget, value: Any, text: str) -> None:
     """Show `value` in an editor without emitting its change signals (`text` for the text fields): views write
     back what the model holds without echoing it as a new edit."""
@@ -266,6 +291,7 @@ class InspectorWidget(QWidget):
     value was refused)."""
 
     message = Signal(str)
+    search_requested = Signal(str)  # a search target ("node:linear_1.out_features") to add to the search
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -373,6 +399,8 @@ class InspectorWidget(QWidget):
         self.hint.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         body.addWidget(self.hint)
 
+        self._build_training(page, body)
+
         self.about_title = self._section_label("About", page)
         body.addWidget(self.about_title)
         self.about = QLabel(page)
@@ -403,6 +431,11 @@ class InspectorWidget(QWidget):
 
     def editors(self) -> dict[str, QWidget]:
         return {name: e.widget for name, e in self._editors.items()}
+
+    def search_action(self, name: str) -> QAction | None:
+        """The "Add to the search" entry of a parameter's right-click menu (None for a parameter a search cannot
+        vary, such as a list of numbers)."""
+        return getattr(self._editors[name], "search_action", None)
 
     def error_text(self, name: str) -> str:
         """The refusal shown under a parameter's editor ("" when none)."""
@@ -438,6 +471,9 @@ class InspectorWidget(QWidget):
             self._build(node)
         self._refresh_values()
         self._refresh_analysis()
+        if not same:
+            self._show_training_error("")
+        self._refresh_training()
         self.stack.setCurrentWidget(self.scroll)
 
     # ---- building --------------------------------------------------------------------------------------------
@@ -513,6 +549,13 @@ class InspectorWidget(QWidget):
         editor: list[_Editor] = []
         w, error = param_editor(param, parent, f"param_{param.name}", self, lambda: self._commit(editor[0]))
         editor.append(_Editor(param, node_id, w, error))
+        if param.kind in SEARCHABLE_KINDS:
+            action = QAction(SEARCH_ACTION_TEXT, w)
+            action.setToolTip(f"try several values of {param.name} in a hyper-parameter search (Run ▸ Search)")
+            target = f"node:{node_id}.{param.name}"
+            action.triggered.connect(lambda *_: self.search_requested.emit(target))
+            add_search_action(w, action)
+            editor[0].search_action = action
         return editor[0]
 
     # ---- edits -----------------------------------------------------------------------------------------------
@@ -600,10 +643,117 @@ class InspectorWidget(QWidget):
         extra = f" <span style='color:{self._muted}'>({html.escape(rng)})</span>" if rng else ""
         self.hint.setText(f"<b>{html.escape(param.name)}</b>: {html.escape(what[:1].upper() + what[1:])}{extra}")
 
+    # ---- training flags (transfer learning) ------------------------------------------------------------------
+    def _build_training(self, page: QWidget, body: QVBoxLayout) -> None:
+        """The "Training" section: freeze the layer, and its learning-rate factor; each change one undo step
+        through Document.set_training_flags. Shown for layers that have weights (or are frozen already)."""
+        self.training_title = self._section_label("Training", page)
+        body.addWidget(self.training_title)
+        self.training_box = QWidget(page)
+        col = QVBoxLayout(self.training_box)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(6)
+        self.frozen_check = QCheckBox("Frozen (weights not trained)", self.training_box)
+        self.frozen_check.setObjectName("trainingFrozen")
+        self.frozen_check.setToolTip("A frozen layer keeps its weights (and BatchNorm statistics) while the rest of "
+                                     "the network trains: the usual way to keep layers loaded from a trained "
+                                     "network (File ▸ Load Weights) as they are")
+        self.frozen_check.toggled.connect(self._commit_frozen)
+        col.addWidget(self.frozen_check)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.setHorizontalSpacing(12)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.lr_edit = QLineEdit(self.training_box)
+        self.lr_edit.setObjectName("trainingLrFactor")
+        self.lr_edit.setPlaceholderText("1")
+        tip = (f"multiplies the optimizer's learning rate for this layer's weights: 1 = the same as the others, "
+               f"0.1 = ten times slower (fine-tuning loaded layers gently); above 0, at most {MAX_LR_FACTOR:g}")
+        self.lr_edit.setToolTip(tip)
+        self.lr_edit.editingFinished.connect(self._commit_lr)
+        lr_label = QLabel("LR factor", self.training_box)
+        lr_label.setToolTip(tip)
+        lr_label.setBuddy(self.lr_edit)
+        form.addRow(lr_label, self.lr_edit)
+        col.addLayout(form)
+        self.training_error = QLabel(self.training_box)
+        self.training_error.setObjectName("trainingError")
+        self.training_error.setWordWrap(True)
+        self.training_error.setStyleSheet(f"color: {ERROR_COLOR};")
+        self.training_error.hide()
+        self._training_field = ""  # which editor the shown refusal is about: "frozen" or "lr"
+        col.addWidget(self.training_error)
+        body.addWidget(self.training_box)
+
+    def training_error_text(self) -> str:
+        """The refusal shown under the Training section ("" when none)."""
+        return "" if self.training_error.isHidden() else self.training_error.text()
+
+    def _show_training_error(self, message: str) -> None:
+        self.training_error.setText(message)
+        self.training_error.setVisible(bool(message))
+        self.lr_edit.setStyleSheet(f"border: 1px solid {ERROR_COLOR}; border-radius: 3px;"
+                                   if message and self._training_field == "lr" else "")
+
+    def _refresh_training(self) -> None:
+        node = self._doc.node_or_none(self._node_id) if self._doc is not None and self._node_id else None
+        show = node is not None and (node.frozen or node.lr_factor != 1.0 or self._doc.has_weights(node.id))
+        self.training_title.setVisible(show)
+        self.training_box.setVisible(show)
+        if node is None:
+            return
+        was = self.frozen_check.blockSignals(True)
+        self.frozen_check.setChecked(node.frozen)
+        self.frozen_check.blockSignals(was)
+        write_widget(self.lr_edit, node.lr_factor, f"{node.lr_factor:g}")
+
+    def _commit_frozen(self, on: bool) -> None:
+        doc, nid = self._doc, self._node_id
+        if doc is None or nid is None or not isValid(self):
+            return
+        self._training_field = "frozen"
+        try:
+            changed = doc.set_training_flags(nid, frozen=bool(on))
+        except (ParamError, GraphError) as e:
+            self._show_training_error(str(e))
+            self._refresh_training()  # back to what the graph has: a refused edit changes nothing
+            self.message.emit(str(e))
+            return
+        self._show_training_error("")
+        if changed:
+            self.message.emit(f"{nid} frozen: its weights stay as they are while the network trains" if on else
+                              f"{nid} unfrozen: its weights train again")
+
+    def _commit_lr(self) -> None:
+        doc, nid = self._doc, self._node_id
+        if doc is None or nid is None or not isValid(self):
+            return
+        node = doc.node_or_none(nid)
+        if node is None:
+            return
+        self._training_field = "lr"
+        text = self.lr_edit.text().strip().lstrip("×xX*").strip() or "1"  # empty: back to the default
+        old = node.lr_factor
+        try:
+            if not _FLOAT_RE.fullmatch(text):
+                raise ParamError(f"The LR factor must be a number such as 0.1 (1 = the optimizer's learning rate), "
+                                 f"not {self.lr_edit.text().strip()!r}", "lr_factor")
+            changed = doc.set_training_flags(nid, lr_factor=float(text))
+        except (ParamError, GraphError) as e:
+            self._show_training_error(str(e))
+            self._refresh_training()
+            self.message.emit(str(e))
+            return
+        self._show_training_error("")
+        self._refresh_training()  # the canonical form: "0.10" reads back as 0.1
+        if changed:
+            self.message.emit(f"{nid}: learning-rate factor {old:g} → {node.lr_factor:g}")
+
     # ---- handlers --------------------------------------------------------------------------------------------
     def _on_analyzed(self, _analysis) -> None:
         if isValid(self) and self._node_id is not None:
             self._refresh_analysis()
+            self._refresh_training()
 
     def _on_params_changed(self, node) -> None:
         if not isValid(self) or node.id != self._node_id:
@@ -611,6 +761,8 @@ class InspectorWidget(QWidget):
         for editor in self._editors.values():
             editor.show_error("")  # an undo or redo makes any earlier refusal moot
         self._refresh_values()
+        self._show_training_error("")
+        self._refresh_training()  # the graph reports a change of the training flags as a change of parameters
 
     def _on_node_removed(self, node) -> None:
         if isValid(self) and node.id == self._node_id:

@@ -970,9 +970,11 @@ class LiveViews(QTabWidget):
     and, when known, "sample_shape" (or "input_shape"), "task" ("reconstruction" for autoencoders),
     "kernel_layer" (None: no convolution) or "conv_layers", "layers" / "feature_layers", "val_samples" /
     "train_samples" (or "n_samples"), "classes", "image_shape"; what it does not say is decided by the first
-    snapshot's contents."""
+    snapshot's contents. The Coach tab (gui.coach_view.CoachView) takes the coach's warnings through
+    add_advice() and its figures from the snapshots; its title counts the warnings."""
 
     feature_request = Signal(str, int)
+    node_requested = Signal(str)  # the Coach tab asks to show a node on the canvas
 
     NOT_APPLICABLE = {
         "filters": "Filters: for networks with a convolution layer",
@@ -998,6 +1000,12 @@ class LiveViews(QTabWidget):
                            ("histograms", "Histograms"), ("boundary", "Decision boundary"),
                            ("reconstructions", "Reconstructions")):
             self.addTab(self._views[key], title)
+        from .coach_view import CoachView  # here: coach_view builds on this module's _LiveView
+        self.coach = CoachView()
+        self._views["coach"] = self.coach
+        self.addTab(self.coach, "Coach")
+        self.setTabToolTip(self.indexOf(self.coach), "What the training coach noticed in this run, with the cure")
+        self.coach.node_requested.connect(self.node_requested)
         self.features.feature_request.connect(self.feature_request)
         self._decided: dict[str, bool | None] = {}
         self._snapshots = 0
@@ -1013,6 +1021,8 @@ class LiveViews(QTabWidget):
         self.boundary.start_run()
         self.boundary.set_class_names(info.get("classes"))
         self.reconstructions.start_run()
+        self.coach.start_run(info)
+        self._count_advice()
         shape = info.get("image_shape")
         self.reconstructions.image_shape = tuple(shape) if shape else None
         self._snapshots = 0
@@ -1059,6 +1069,9 @@ class LiveViews(QTabWidget):
         self.histograms.set_snapshot(snap)
         self.boundary.set_snapshot(snap)
         self.reconstructions.set_snapshot(snap)
+        if snap.get("coach"):
+            self.coach.set_snapshot(snap)
+            self._count_advice()
         for key, here in present.items():
             if here and self._decided[key] is not True:
                 self._decided[key] = True
@@ -1071,6 +1084,18 @@ class LiveViews(QTabWidget):
                     continue
                 self._decided[key] = False
                 self._set_applicable(key, False)
+
+    def add_advice(self, warning: dict[str, Any]) -> None:
+        """One warning of the training coach (the worker's `advice` payload) for the Coach tab."""
+        self.coach.add_warning(warning)
+        self._count_advice()
+
+    def show_coach(self) -> None:
+        self.setCurrentWidget(self.coach)
+
+    def _count_advice(self) -> None:
+        standing = sum(not w["cleared"] for w in self.coach.warnings())
+        self.setTabText(self.indexOf(self.coach), f"Coach ({standing})" if standing else "Coach")
 
     def is_applicable(self, key: str) -> bool:
         return self.isTabEnabled(self.indexOf(self._views[key]))

@@ -1,6 +1,8 @@
 """Train, pause, stop, evaluate and export from the window: starts a TrainingSession on the open document, feeds
 its plain-data signals to the live views, locks the model while it runs, and keeps the trained weights with the
-project when it ends."""
+project when it ends. The run's coach speaks through the Messages dock ("Coach: …"), a notice above the canvas
+(with a link that shows the node it names) and the live views' Coach tab; Find Learning Rate… opens the range test
+(gui/lr_finder_dialog.py)."""
 from __future__ import annotations
 
 import threading
@@ -8,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QLabel, QProgressBar
 
@@ -33,9 +35,11 @@ def _fmt_eta(seconds: float | None) -> str:
 
 class TrainingController(QObject):
     """Owns the run of the window's document (one at a time). Signals for tests and the status bar:
-    `run_started(dict)`, `run_finished(dict)` (the session's result), `evaluated(dict)`."""
+    `run_started(dict)`, `run_finished(dict)` (the session's result), `evaluated(dict)`, `advised(dict)` (a warning
+    of the coach, after the window has shown it)."""
 
     run_started = Signal(object)
+    advised = Signal(object)
     run_finished = Signal(object)
     evaluated = Signal(object)
     _evaluation_done = Signal(object)  # a dict from the evaluation thread, queued to the GUI thread
@@ -60,6 +64,18 @@ class TrainingController(QObject):
                                             "Score the trained network on the test split (F7)")
         self.export_action = self._action("E&xport…", self.export, "Ctrl+E",
                                           "Write the network as safetensors, ONNX, TorchScript, … (Ctrl+E)")
+        self.find_lr_action = self._action("Find &Learning Rate…", self.find_learning_rate, "Ctrl+Shift+L",
+                                           "Run a learning-rate range test on the network and its data, and use the "
+                                           "suggested rate")
+        self.lr_finder_dialog = None
+        self.advice: list[dict[str, Any]] = []  # the coach's warnings of the current (or last) run
+        self._coach_hooked = False
+        # the notice above the canvas is the window's banner: its links show a node or open the Coach tab
+        text = window.banner.text
+        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse |
+                                     Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        text.setOpenExternalLinks(False)
+        text.linkActivated.connect(self.follow_link)
         self._evaluation_done.connect(self._on_evaluated)
         self.update_actions()
 
@@ -100,6 +116,8 @@ class TrainingController(QObject):
         has_weights = self.weights_path() is not None
         self.evaluate_action.setEnabled(doc is not None and not running and has_weights)
         self.export_action.setEnabled(doc is not None and not running)
+        # the range test trains the network for a few steps: not while a run has it
+        self.find_lr_action.setEnabled(doc is not None and not running)
 
     # ---- running --------------------------------------------------------------------------------------
     def train(self) -> bool:
@@ -122,12 +140,17 @@ class TrainingController(QObject):
         session.epoch_end.connect(self._on_epoch)
         session.snapshot.connect(w.live_views.add_snapshot)
         session.progress.connect(self._on_progress)
+        session.advice.connect(self._on_advice)
         session.failed.connect(self._on_failed)
         session.finished.connect(self._on_finished)
         views = w.live_views
         if hasattr(views, "feature_request"):
             views.feature_request.connect(lambda layer, index: session.set_views(feature_layer=layer,
                                                                                   sample_index=index))
+        if not self._coach_hooked and hasattr(views, "node_requested"):
+            views.node_requested.connect(self.show_node)
+            self._coach_hooked = True
+        self.advice = []
         self.session = session
         doc.lock(LOCK_REASON)
         w.set_model_locked(True, LOCK_REASON)
@@ -192,6 +215,78 @@ class TrainingController(QObject):
         text = (f"epoch {int(p.get('epoch') or 0)}/{int(p.get('epochs') or 0)} · step {step}/{total} · "
                 f"{speed:.0f} steps/s · ETA {_fmt_eta(p.get('eta'))}")
         self.progress_label.setText(("paused · " if status == "paused" else "") + text)
+
+    # ---- the coach ------------------------------------------------------------------------------------------
+    def _on_advice(self, warning: dict) -> None:
+        """A warning of the coach: into the Messages dock, the notice above the canvas and the Coach tab."""
+        from .coach_view import advice_line, message_level
+
+        w = self.window
+        self.advice.append(warning)
+        w.say(advice_line(warning), message_level(warning))
+        w.live_views.add_advice(warning)
+        self.show_notice(warning)
+        self.advised.emit(warning)
+
+    def show_notice(self, warning: dict) -> None:
+        """The newest warning across the top of the canvas, with its cure and links; it never covers an error."""
+        from .coach_view import message_level, notice_html, notice_style, notice_title
+
+        banner = self.window.banner
+        if not banner.isHidden() and banner.level == "error":
+            return
+        level = message_level(warning)
+        banner.show_message(notice_title(warning), notice_html(warning, len(self.advice) - 1), level)
+        banner.setStyleSheet(notice_style(level))
+
+    def follow_link(self, link: str | QUrl) -> None:
+        """A link of the coach's notice: node:<id> shows that node on the canvas, coach: opens the Coach tab."""
+        from .coach_view import COACH_LINK, NODE_LINK, link_target
+
+        scheme, target = link_target(link)
+        if scheme == NODE_LINK and target:
+            self.show_node(target)
+        elif scheme == COACH_LINK:
+            w = self.window
+            w.live_dock.show()
+            w.live_dock.raise_()
+            w.live_views.show_coach()
+
+    def show_node(self, node: str) -> bool:
+        """Select a node on the canvas and centre the view on it (the coach's "Show"); says so when it is gone."""
+        w, doc = self.window, self.window.document
+        if doc is None or node not in doc.graph:
+            w.say(f"{node} is no longer in the network", "warning")
+            return False
+        w.central.setCurrentWidget(w.view)
+        w.view.select_nodes([node])
+        item = w.view.scene().nodes.get(node)
+        if item is not None:
+            w.view.centerOn(item)
+        w.view.setFocus()
+        return True
+
+    # ---- the learning-rate finder ------------------------------------------------------------------------------
+    def find_learning_rate(self):
+        """Open the learning-rate finder on the open project and start the range test; returns the dialog, or None
+        (no project, or a run has the network)."""
+        from .lr_finder_dialog import LRFinderDialog
+
+        w, doc = self.window, self.window.document
+        if doc is None:
+            w.say("Open a project first: the range test trains its network on its data", "warning")
+            return None
+        if self.running:
+            w.say(f"The learning-rate finder cannot run now: {LOCK_REASON}", "warning")
+            return None
+        base_dir = str(doc.path.parent) if doc.path else None
+        dialog = LRFinderDialog(doc, base_dir, w)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.applied.connect(w.say)
+        dialog.open()
+        dialog.start()
+        self.lr_finder_dialog = dialog
+        return dialog
 
     def _on_failed(self, info: dict) -> None:
         message = info.get("message") or "the run failed"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPalette, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QAction, QColor, QFont, QPalette, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -60,10 +60,14 @@ from engine.losses import all_losses, check_loss_fit, get_loss
 from engine.optimizers import all_optimizers, all_schedules, get_optimizer, get_schedule
 from engine.params import BOOL, Param
 from engine.runner import EARLY_STOPPING_PARAMS, TRAINING_PARAMS, training_config
+from engine.search import TRAINING_TARGETS
 
 from .colors import ERROR_COLOR, OK_COLOR, WARNING_COLOR
 from .evaluation_views import ImageGallery, SampleTable, image_range, section_label
 from .inspector import (
+    SEARCH_ACTION_TEXT,
+    SEARCHABLE_KINDS,
+    add_search_action,
     format_value,
     narrow_combo,
     param_editor,
@@ -151,6 +155,7 @@ class _Field:
         self.row: QWidget | None = None
         self.caption: QLabel | None = None
         self.toggle = False  # early stopping on/off: the value is whether a sub-dict is there
+        self.search_action: QAction | None = None  # "Add to the search" in its right-click menu, where it applies
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -219,6 +224,7 @@ class TrainingSetupPanel(QWidget):
 
     message = Signal(str)
     preview_changed = Signal(str)
+    search_requested = Signal(str)  # a search target ("optimizer.lr", "training.batch_size") to add to the search
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -227,6 +233,7 @@ class TrainingSetupPanel(QWidget):
         self._locked = False
         self._lock_reason = ""
         self._fields: dict[tuple[str, ...], _Field] = {}
+        self._search_actions: dict[tuple[str, ...], QAction] = {}  # the optimizer and schedule choices'
         self._built: dict[str, str | None] = {"data": None, "loss": None, "optimizer": None, "schedule": None}
         self._bundle = None
         self._bundle_key: str | None = None
@@ -268,6 +275,23 @@ class TrainingSetupPanel(QWidget):
     def editor(self, section: str, *path: str) -> QWidget:
         """The editor of a setting, e.g. editor("optimizer", "params", "lr") or editor("training", "epochs")."""
         return self._fields[(section, *path)].widget
+
+    def search_action(self, section: str, *path: str) -> QAction | None:
+        """The "Add to the search" entry of a setting's right-click menu: ("optimizer", "params", "lr"),
+        ("training", "batch_size"), ("optimizer", "type") for the optimizer itself ...; None where a search cannot
+        vary the setting."""
+        key = (section, *path)
+        if key in self._search_actions:
+            return self._search_actions[key]
+        field = self._fields.get(key)
+        return field.search_action if field is not None else None
+
+    def _offer_search(self, widget: QWidget, target: str, what: str) -> QAction:
+        action = QAction(SEARCH_ACTION_TEXT, widget)
+        action.setToolTip(f"try several values of {what} in a hyper-parameter search (Run ▸ Search)")
+        action.triggered.connect(lambda *_: self.search_requested.emit(target))
+        add_search_action(widget, action)
+        return action
 
     def error_text(self, section: str, *path: str) -> str:
         """The refusal shown under a setting's editor ("" when none)."""
@@ -444,6 +468,8 @@ class TrainingSetupPanel(QWidget):
         self.optimizer_combo.currentIndexChanged.connect(self._on_optimizer_chosen)
         opt.addRow(self._caption("Optimizer", self.optimizer_box, "how each step changes the weights"),
                    self.optimizer_combo)
+        self._search_actions[("optimizer", "type")] = self._offer_search(self.optimizer_combo, "optimizer.type",
+                                                                         "the optimizer")
         self.optimizer_about = self._about_label(self.optimizer_box)
         opt.addRow(self.optimizer_about)
         self.optimizer_params = self._host(self.optimizer_box)
@@ -455,6 +481,8 @@ class TrainingSetupPanel(QWidget):
         self.schedule_combo.currentIndexChanged.connect(self._on_schedule_chosen)
         opt.addRow(self._caption("Schedule", self.optimizer_box, "how the learning rate changes during training"),
                    self.schedule_combo)
+        self._search_actions[("schedule", "type")] = self._offer_search(self.schedule_combo, "schedule.type",
+                                                                        "the schedule")
         self.schedule_about = self._about_label(self.optimizer_box)
         opt.addRow(self.schedule_about)
         self.schedule_params = self._host(self.optimizer_box)
@@ -583,6 +611,11 @@ class TrainingSetupPanel(QWidget):
         form.addRow(caption, row)
         field.row, field.caption = row, caption
         self._fields[field.key] = field
+        if kind in SEARCHABLE_KINDS:
+            if section in ("optimizer", "schedule") and len(path) == 2 and path[0] == "params":
+                field.search_action = self._offer_search(w, f"{section}.{path[1]}", label)
+            elif section == "training" and len(path) == 1 and path[0] in TRAINING_TARGETS:
+                field.search_action = self._offer_search(w, f"training.{path[0]}", label)
         return field
 
     def _rebuild_params(self, host: QWidget, section: str, params: tuple[Param, ...], owner: str,

@@ -3,7 +3,8 @@ Trainer.fit with a bridge callback, saves the run folder, and reports through Qt
 thread. Only plain data crosses: floats, ints, strings, lists, dicts and NumPy arrays, never tensors or modules.
 
 Signals (each carries one dict; see TrainingSession for the keys):
-    started, steps, epoch_end, snapshot, progress, failed (before finished, when the run failed), finished.
+    started, steps, epoch_end, snapshot, progress, advice (the coach's warnings), failed (before finished, when the
+    run failed), finished.
 The training thread never emits them itself: it hands each payload to a private relay signal whose queued
 connection to this object (which lives in the GUI thread) re-emits it there, so every receiver, a lambda included,
 runs in the GUI thread.
@@ -28,8 +29,18 @@ STEPS_INTERVAL = 1 / 10      # at most ~10 `steps` emits a second (the plots dra
 PROGRESS_INTERVAL = 1 / 4    # ~4 `progress` emits a second
 RATE_WINDOW = 2.0            # seconds over which steps/s is measured
 
+# The coach (engine.coach.Coach) looks closely at one step in `every`; the rest of its work is a few float
+# operations per step. A sampled step costs about 0.5 ms for a small MLP and 1 ms for a small CNN on one CPU core
+# (bench/coach.py), on top of steps of 1-2 ms and 50 ms. The worker measures both while the run goes and sets
+# `every` so that the sampled steps take about COACH_SHARE of the run, within [COACH_MIN_EVERY, COACH_MAX_EVERY]:
+# a tiny network gets a close look every few dozen steps, anything that takes milliseconds a step every 10.
+COACH_SHARE = 0.01
+COACH_EVERY = 20             # until the first measurements are in
+COACH_MIN_EVERY = 10
+COACH_MAX_EVERY = 100
+
 # kinds of failure (failed["kind"])
-NAN, DATA, GRAPH, SETTINGS, ERROR = "nan", "data", "graph", "settings", "error"
+NAN, DATA, GRAPH, SETTINGS, ERROR, DISK = "nan", "data", "graph", "settings", "error", "disk"
 
 HINTS = {
     DATA: "Check the data settings (the file's path, its columns, the split), then start again.",
@@ -37,6 +48,7 @@ HINTS = {
     SETTINGS: "Check the loss, optimizer and training settings, then start again.",
     ERROR: "The weights up to that point are saved in the run folder; if it happens again, report it with the "
            "details.",
+    DISK: "What was written before (the last checkpoint, the best weights) is kept; start again once there is room.",
 }
 
 
@@ -51,6 +63,9 @@ def _sentence(text: str) -> str:
 def classify(error: BaseException) -> dict[str, Any]:
     """The `failed` payload for an exception: {"kind", "message", "hint"}, plus "traceback" for an unexpected one."""
     from engine.errors import BuildError, DataError, GraphError, LayerLoomError, ParamError, ShapeError
+    if _disk_full(error):
+        text = f"cannot write {error.filename}: {error.strerror}" if isinstance(error, OSError) else str(error)
+        return {"kind": DISK, "message": _sentence(text), "hint": HINTS[DISK]}
     if isinstance(error, DataError):
         kind = DATA
     elif isinstance(error, ParamError):  # a setting out of range (node parameters fail as BuildError here)
@@ -63,6 +78,16 @@ def classify(error: BaseException) -> dict[str, Any]:
         return {"kind": ERROR, "message": _sentence(f"{type(error).__name__}: {error}"), "hint": HINTS[ERROR],
                 "traceback": "".join(traceback.format_exception(error))}
     return {"kind": kind, "message": _sentence(str(error)), "hint": HINTS[kind]}
+
+
+def _disk_full(error: BaseException) -> bool:
+    """A write that failed for want of room: the OS's own error, or the engine's message for a checkpoint or a run
+    file that could not be written (engine.training / engine.runs, which name the cure)."""
+    import errno
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    from engine.errors import LayerLoomError
+    return isinstance(error, LayerLoomError) and "Free some disk space" in str(error)
 
 
 def nan_failure(message: str) -> dict[str, Any]:
@@ -94,9 +119,15 @@ class _Bridge(Callback):
     payloads are built and handed over at most ~30 (steps) and ~8 (progress) times a second, snapshots every
     `every` steps and at each epoch end."""
 
-    def __init__(self, session: TrainingSession, every: int, views: dict[str, Any]):
+    def __init__(self, session: TrainingSession, every: int, views: dict[str, Any], coach: Any = None,
+                 coach_every: int | None = None):
         self.session, self.every = session, max(1, int(every))
         self.views = dict(views)
+        self.coach = coach                  # engine.coach.Coach or None
+        self.coach_fixed = coach_every is not None  # a fixed sampling interval: not paced
+        self._coach_seen = 0                # the coach's sample count when last paced
+        self._coach_mark: tuple[int, float, float, int] | None = None  # (count, seconds, time, step) then
+        self._order: dict[str, int] = {}    # node id -> position in the network, to list the coach's layers
         self.snapshots = Snapshots(every=self.every, conv_layer=self.views.get("conv_layer"),
                                    feature_layer=self.views.get("feature_layer"))
         from engine.live import LiveExtras
@@ -131,6 +162,7 @@ class _Bridge(Callback):
         if self.snapshots.feature_layer is None:
             self.snapshots.feature_layer = self.snapshots.conv_layer
         self._set_sample(data, int(self.views.get("sample_index") or 0))
+        self._order = {name: i for i, (name, _m) in enumerate(module.named_children())}
 
     def _set_sample(self, data: Any, index: int) -> None:
         x = data.val_x if data.has_val else data.train_x
@@ -163,6 +195,39 @@ class _Bridge(Callback):
             self._progress(trainer, now)
         if step % self.every == 0:
             self._snapshot(trainer, logs)
+        coach = self.coach
+        if coach is not None and coach.count != self._coach_seen and not self.coach_fixed:
+            self._coach_seen = coach.count
+            self._pace_coach(coach, now, step)
+
+    def _pace_coach(self, coach: Any, now: float, step: int) -> None:
+        """After a sampled step: set the coach's interval so that its samples cost about COACH_SHARE of the time,
+        from its own time per sample and the time per step since the last sample."""
+        mark = self._coach_mark
+        self._coach_mark = (coach.count, coach.seconds, now, step)
+        if mark is None or coach.count <= 1:  # the first sample warms caches up: not a fair measure
+            return
+        count, seconds, t, s = mark
+        if step <= s or now <= t:
+            return
+        per_sample = (coach.seconds - seconds) / max(1, coach.count - count)
+        per_step = (now - t) / (step - s)  # pauses make it long: the interval then shrinks until the next sample
+        every = math.ceil(per_sample / (COACH_SHARE * per_step)) if per_step > 0 else COACH_MAX_EVERY
+        coach.every = int(min(COACH_MAX_EVERY, max(COACH_MIN_EVERY, every)))
+
+    def coach_payload(self) -> dict[str, Any]:
+        """The coach's latest figures as plain data: {"step", "epoch", "every", "samples", "seconds", "layers"
+        ({node: {dead, units, batches} or {weight_norm, grad_norm, update_ratio}}, in network order), "active"
+        ([kind, node] of the warnings still standing), "warnings" (how many were given)}."""
+        coach = self.coach
+        figures = coach.figures
+        order = self._order
+        layers = coach.layer_figures()
+        ordered = {k: layers[k] for k in sorted(layers, key=lambda k: (order.get(k, len(order)), k))}
+        return {"step": int(figures.get("step", 0)), "epoch": int(figures.get("epoch", 0)),
+                "every": int(coach.every), "samples": int(coach.count), "seconds": float(coach.seconds),
+                "layers": ordered, "active": [[w["kind"], w["node"]] for w in coach.active],
+                "warnings": len(coach.warnings)}
 
     # ---- the rest -----------------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer, logs):
@@ -242,6 +307,8 @@ class _Bridge(Callback):
             snap["sample_index"], snap["sample_split"] = self.sample_index, self.sample_source
         if self.view_error:
             snap["view_error"] = self.view_error
+        if self.coach is not None:
+            snap["coach"] = self.coach_payload()
         snap["seconds"] = time.perf_counter() - t
         self.session._send("snapshot", snap)
 
@@ -293,21 +360,29 @@ class TrainingSession(QObject):
                  every `snapshot_every` steps and at each epoch end
       progress:  {"epoch", "epochs", "step", "total_steps", "fraction", "eta", "steps_per_s", "status", "loss",
                   "acc"/"mae"}; ~8 a second, and at once on pause() and resume()
+      advice:    one warning of the coach (engine.coach.Coach), as it is given: {"kind", "severity" ("info" |
+                 "warning"), "node" (a node id or None), "message", "cure", "step", "epoch", "figures"}; each kind
+                 comes once per node until its condition clears. The snapshots carry the coach's latest per-layer
+                 figures and the warnings still standing as snapshot["coach"] (see _Bridge.coach_payload)
       failed:    {"kind": "nan" | "data" | "graph" | "settings" | "error", "message": one sentence, "hint": what to
                   try, "traceback" (kind "error" only)}; emitted before finished
       finished:  {"status": "finished" | "stopped" | "failed", "message", "run_dir" (None when the run never
                   started), "weights" (final.safetensors, or None), "best_weights" (or None), "history" (the epoch
-                  logs), "epochs_done", "steps_done", "notes", "best_epoch", "seconds"}
+                  logs), "epochs_done", "steps_done", "notes", "best_epoch", "seconds", "coach" (every warning the
+                  coach gave, oldest first)}
 
     `views` chooses the pictures: {"conv_layer": node id, "feature_layer": node id, "sample_index": index into the
     validation split}; set_views() changes them while running (from the next snapshot). `callbacks` adds engine
-    callbacks to the run (tests inject a failing one; scripts may add their own)."""
+    callbacks to the run (tests inject a failing one; scripts may add their own). `coach` (on by default) watches
+    the run for the classic problems and says what cures them (the `advice` signal); `coach_every` fixes its
+    sampling interval instead of pacing it to about 1 % of the run's time."""
 
     started = Signal(object)
     steps = Signal(object)
     epoch_end = Signal(object)
     snapshot = Signal(object)
     progress = Signal(object)
+    advice = Signal(object)
     failed = Signal(object)
     finished = Signal(object)
     _relay = Signal(str, object)
@@ -315,7 +390,7 @@ class TrainingSession(QObject):
     def __init__(self, project_dict: dict[str, Any], base_dir: str | None, run_dir: str | None = None,
                  overrides: dict[str, Any] | None = None, snapshot_every: int = 50, parent: QObject | None = None,
                  *, views: dict[str, Any] | None = None, callbacks: list[Callback] | None = None,
-                 runs_base: str | None = None):
+                 runs_base: str | None = None, coach: bool = True, coach_every: int | None = None):
         super().__init__(parent)
         self._project_dict = project_dict
         self._base_dir = base_dir
@@ -325,6 +400,9 @@ class TrainingSession(QObject):
         self._views = dict(views or {})
         self._callbacks = list(callbacks or [])
         self._runs_base = runs_base
+        self._coach_on = bool(coach)
+        self._coach_every = None if coach_every is None else max(1, int(coach_every))
+        self.coach: Any = None  # the run's engine.coach.Coach once built (its lists are the training thread's)
         self._thread: threading.Thread | None = None
         self._trainer: Any = None
         self._status = "idle"
@@ -445,7 +523,7 @@ class TrainingSession(QObject):
         _yield_to_the_window()
         outcome: dict[str, Any] = {"status": "failed", "message": "", "run_dir": None, "weights": None,
                                    "best_weights": None, "history": [], "epochs_done": 0, "steps_done": 0,
-                                   "notes": [], "best_epoch": None}
+                                   "notes": [], "best_epoch": None, "coach": []}
         failure: dict[str, Any] | None = None
         trainer = None
         try:
@@ -456,9 +534,15 @@ class TrainingSession(QObject):
             from engine.training import Status
 
             project = Project.from_dict(self._project_dict)
-            bridge = _Bridge(self, self._every, self._views)
+            coach = None
+            if self._coach_on:
+                from engine.coach import Coach
+                coach = self.coach = Coach(every=self._coach_every or COACH_EVERY,
+                                           on_warning=lambda w: self._send("advice", w))
+            bridge = _Bridge(self, self._every, self._views, coach, self._coach_every)
             overrides = dict(self._overrides)
-            run = prepare(project, overrides, [bridge, *self._callbacks], base_dir=self._base_dir)
+            extra = [coach] if coach is not None else []
+            run = prepare(project, overrides, [bridge, *extra, *self._callbacks], base_dir=self._base_dir)
             trainer = run.trainer
             bridge.configure(trainer, run.data)
             self.run_dir = run_dir = self._make_run_dir(project.name or "untitled")
@@ -476,7 +560,8 @@ class TrainingSession(QObject):
             outcome.update(status=str(result.status), message=result.message,
                            history=[dict(e) for e in result.history.get("epochs", [])],
                            epochs_done=result.epochs_done, steps_done=result.steps_done, notes=list(result.notes),
-                           best_epoch=result.best_epoch if result.best_epoch is not None else best.best_epoch)
+                           best_epoch=result.best_epoch if result.best_epoch is not None else best.best_epoch,
+                           coach=[dict(w) for w in coach.warnings] if coach is not None else [])
             if result.status == Status.FAILED:
                 err = result.error
                 if type(err) is TrainingError and result.message.startswith("the loss became"):
@@ -492,7 +577,7 @@ class TrainingSession(QObject):
                          "project": project.name, "status": str(result.status), "message": result.message,
                          "epochs_done": result.epochs_done, "steps_done": result.steps_done,
                          "notes": result.notes, "data": run.bundle.name, "seconds": time.perf_counter() - t0,
-                         "failure": failure,
+                         "failure": failure, "coach": outcome["coach"],
                          "last_epoch": (result.history.get("epochs") or [{}])[-1]})
             outcome["weights"] = str(run_dir / "final.safetensors")
             best_path = run_dir / "best.safetensors"
@@ -500,6 +585,8 @@ class TrainingSession(QObject):
         except Exception as e:  # anything at all ends as `failed`; the app stays up
             failure = classify(e)
             outcome["status"] = "failed"
+            if self.coach is not None:
+                outcome["coach"] = [dict(w) for w in self.coach.warnings]
             if trainer is not None and self.run_dir is not None and outcome["weights"] is None:
                 try:  # keep what was trained so far
                     from engine.runs import save_weights

@@ -92,6 +92,38 @@ class Style:
         self.pens = {"border": QPen(self.node_border, 1.0), "error": QPen(self.error, 1.5),
                      "selected": QPen(self.highlight, 2.5), "ok": QPen(self.ok, 3.0),
                      "refused": QPen(self.error, 3.0), "port": QPen(self.node_fill, 1.5)}
+        # Measured texts, per style (a theme change brings new fonts): thousands of nodes show the same few
+        # shapes and counts, so an edit that changes every shape measures each distinct text once.
+        self._elided: dict[tuple[str, float], str] = {}
+        self._body_widths: dict[str, float] = {}
+        self._label_widths: dict[str, float] = {}
+        self.label_height = self.label_metrics.height()
+
+    def elided(self, text: str, width: float) -> str:
+        """`text` in the body font, cut with "…" to fit `width`."""
+        key = (text, width)
+        out = self._elided.get(key)
+        if out is None:
+            if len(self._elided) > 20000:  # node ids make most sub-lines unique: keep the cache bounded
+                self._elided.clear()
+            out = self._elided[key] = self.body_metrics.elidedText(text, Qt.TextElideMode.ElideRight, width)
+        return out
+
+    def body_width(self, text: str) -> float:
+        out = self._body_widths.get(text)
+        if out is None:
+            if len(self._body_widths) > 20000:
+                self._body_widths.clear()
+            out = self._body_widths[text] = self.body_metrics.horizontalAdvance(text)
+        return out
+
+    def label_width(self, text: str) -> float:
+        out = self._label_widths.get(text)
+        if out is None:
+            if len(self._label_widths) > 20000:
+                self._label_widths.clear()
+            out = self._label_widths[text] = self.label_metrics.horizontalAdvance(text)
+        return out
 
     @classmethod
     def from_palette(cls, palette: QPalette | None = None) -> Style:
@@ -167,7 +199,16 @@ def param_summary(layer_type: str, params: dict[str, Any]) -> str:
 def shape_text(shape: tuple[int, ...] | None, dtype: str | None) -> str:
     if shape is None:
         return ""
-    return fmt(shape) + ("" if dtype in (None, FLOAT32) else f" {dtype}")
+    key = (shape, dtype)
+    text = _SHAPE_TEXTS.get(key)
+    if text is None:  # a large graph shows a few distinct shapes thousands of times
+        if len(_SHAPE_TEXTS) > 20000:
+            _SHAPE_TEXTS.clear()
+        text = _SHAPE_TEXTS[key] = fmt(shape) + ("" if dtype in (None, FLOAT32) else f" {dtype}")
+    return text
+
+
+_SHAPE_TEXTS: dict[tuple, str] = {}
 
 
 def _static(text: str) -> QStaticText:
@@ -238,6 +279,15 @@ class NodeItem(QGraphicsItem):
         self.drop_hint: str | None = None  # "ok" / "refused" while a wire is dragged over the node
         self.drew_text: bool | None = None  # what the last paint did: the level-of-detail switch, for tests
         self.badge: BadgeItem | None = None
+        self.frozen = False     # training flags of the node (engine.graph.Node): a padlock in the top-right corner
+        self.lr_factor = 1.0    # ... and "lr×0.1" in small text in the title row, where it fits
+        self.lr_text = ""
+        self.drew_lock: bool | None = None  # what the last paint did, for tests
+        self._lr = _static("")
+        self._lr_width = 0.0
+        self._title_width = 0.0
+        self._status_tip = ""   # the analysis' part of the tooltip; the flags add theirs
+        self._tooltip = ""      # what setToolTip was last given
         self.wire_label = ""    # what the wires leaving this node say: its output shape, when it has one
         self._info_key: tuple | None = None
         self._title = _static(self.layer_type)
@@ -286,16 +336,54 @@ class NodeItem(QGraphicsItem):
             scene.node_item_moved(self)
         elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
             self.setZValue(1 if value else 0)
+        elif change == QGraphicsItem.GraphicsItemChange.ItemSceneHasChanged and scene is not None:
+            self.sync_training_flags()  # a node added frozen (a file, an undone delete) shows its lock at once
         return super().itemChange(change, value)
 
     # ---- content -------------------------------------------------------------------------------------
     def set_params(self, params: dict[str, Any]) -> None:
         text = param_summary(self.layer_type, params)
         self.params_text = text
-        body = self.style.body_metrics
         sub = f"{self.node_id} · {text}" if text else self.node_id
-        self._sub.setText(body.elidedText(sub, Qt.TextElideMode.ElideRight, NODE_WIDTH - STRIP - 20))
+        self._sub.setText(self.style.elided(sub, NODE_WIDTH - STRIP - 20))
+        self.sync_training_flags()  # the graph reports a change of the flags as a change of parameters
         self.update()
+
+    def sync_training_flags(self) -> None:
+        """Read the node's frozen / lr_factor flags from the scene's document (nothing when not in one)."""
+        doc = getattr(self.scene(), "document", None)
+        node = doc.graph.nodes.get(self.node_id) if doc is not None else None
+        if node is not None:
+            self.set_training_flags(node.frozen, node.lr_factor)
+
+    def set_training_flags(self, frozen: bool, lr_factor: float) -> None:
+        """Show the node's training flags: a padlock when frozen, "lr×0.1" when its learning-rate factor is not
+        1, and both in the tooltip."""
+        if frozen == self.frozen and lr_factor == self.lr_factor:
+            return
+        self.frozen, self.lr_factor = bool(frozen), float(lr_factor)
+        self.lr_text = f"lr×{self.lr_factor:g}" if self.lr_factor != 1.0 else ""
+        self._lr.setText(self.lr_text)
+        if self.lr_text:  # rare: measured only then, so thousands of plain nodes cost nothing
+            self._lr_width = self.style.label_metrics.horizontalAdvance(self.lr_text)
+            self._title_width = QFontMetricsF(self.style.title_font).horizontalAdvance(self.layer_type)
+        self._apply_tooltip()
+        self.update()
+
+    def flags_tooltip(self) -> str:
+        parts = []
+        if self.frozen:
+            parts.append(f"{self.node_id} is frozen: its weights are not trained (unfreeze it in the Inspector)")
+        if self.lr_text:
+            parts.append(f"learning rate × {self.lr_factor:g} for its weights (the optimizer's rate times this)")
+        return "\n".join(parts)
+
+    def _apply_tooltip(self) -> None:
+        tip = "\n".join(t for t in (self._status_tip, self.flags_tooltip()) if t) if (
+            self.frozen or self.lr_text) else self._status_tip
+        if tip != self._tooltip:  # setting a tooltip is a round trip through itemChange: skip it when unchanged
+            self._tooltip = tip
+            self.setToolTip(tip)
 
     def set_info(self, info) -> bool:
         """Show one NodeInfo of the latest analysis; returns False (and repaints nothing) when nothing the node
@@ -330,12 +418,12 @@ class NodeItem(QGraphicsItem):
         self.status_text = text
         self.count_text = count
         self.error_text = tooltip if state == "error" else ""
-        body = self.style.body_metrics
-        count_w = body.horizontalAdvance(count) + 8 if count else 0
+        st = self.style
+        count_w = st.body_width(count) + 8 if count else 0
         self._count.setText(count)
-        self._status.setText(body.elidedText(text, Qt.TextElideMode.ElideRight,
-                                             NODE_WIDTH - STRIP - 20 - count_w))
-        self.setToolTip(tooltip)
+        self._status.setText(st.elided(text, NODE_WIDTH - STRIP - 20 - count_w))
+        self._status_tip = tooltip
+        self._apply_tooltip()
         if state == "error":
             if self.badge is None:
                 self.badge = BadgeItem(self)
@@ -351,10 +439,12 @@ class NodeItem(QGraphicsItem):
 
     def set_params_text_again(self) -> None:
         """Re-elide texts after a font change."""
-        body = self.style.body_metrics
         sub = f"{self.node_id} · {self.params_text}" if self.params_text else self.node_id
-        self._sub.setText(body.elidedText(sub, Qt.TextElideMode.ElideRight, NODE_WIDTH - STRIP - 20))
-        self._set_status(self.status_text, self.state, self.count_text, self.toolTip())
+        self._sub.setText(self.style.elided(sub, NODE_WIDTH - STRIP - 20))
+        if self.lr_text:
+            self._lr_width = self.style.label_metrics.horizontalAdvance(self.lr_text)
+            self._title_width = QFontMetricsF(self.style.title_font).horizontalAdvance(self.layer_type)
+        self._set_status(self.status_text, self.state, self.count_text, self._status_tip)
 
     # ---- painting ------------------------------------------------------------------------------------
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
@@ -363,6 +453,7 @@ class NodeItem(QGraphicsItem):
         selected = self.isSelected()
         if lod < LOD_TEXT:
             self.drew_text = False
+            self.drew_lock = False
             fill = st.error if self.state == "error" else self.colour
             painter.fillRect(self.rect, st.highlight if selected else fill)
             return
@@ -396,6 +487,21 @@ class NodeItem(QGraphicsItem):
             painter.drawRoundedRect(_INPUT_BAR, PORT_RADIUS - 1, PORT_RADIUS - 1)
         elif self.takes_input:
             painter.drawEllipse(self.input_port(), PORT_RADIUS, PORT_RADIUS)
+        self.drew_lock = self.frozen
+        if self.frozen or self.lr_text:
+            self._paint_flags(painter, st)
+
+    def _paint_flags(self, painter: QPainter, st: Style) -> None:
+        """The training flags: a padlock in the top-right corner (left of the error badge when there is one) and
+        the learning-rate factor in small text before it, when the title leaves room."""
+        right = NODE_WIDTH / 2 - 8 - (_BADGE_ROOM if self.state == "error" else 0.0)
+        if self.frozen:
+            painter.fillPath(_LOCK_SHIFTED if self.state == "error" else _LOCK, st.text)
+            right -= _LOCK_W + 4
+        if self.lr_text and _TEXT_X + self._title_width + 6 <= right - self._lr_width:
+            painter.setFont(st.label_font)
+            painter.setPen(st.muted)
+            painter.drawStaticText(QPointF(right - self._lr_width, _TITLE_AT.y() + 2), self._lr)
 
 
 def _node_geometry() -> tuple[QPainterPath, QPainterPath]:
@@ -408,7 +514,33 @@ def _node_geometry() -> tuple[QPainterPath, QPainterPath]:
     return body, body.intersected(left)
 
 
+def _lock_path(right: float) -> QPainterPath:
+    """A small padlock (shackle and body, a keyhole cut out) whose right edge is at x = `right`, at the top of
+    a node: one path, filled in one call."""
+    w, h, top = _LOCK_W, 7.0, -NODE_HEIGHT / 2 + 11.0
+    left = right - w
+    body = QPainterPath()
+    body.addRoundedRect(QRectF(left, top, w, h), 1.5, 1.5)
+    shackle = QPainterPath()
+    r = w / 2 - 2.0
+    cx = left + w / 2
+    shackle.moveTo(cx - r, top + 0.5)
+    shackle.lineTo(cx - r, top - 2.0)
+    shackle.arcTo(QRectF(cx - r, top - 2.0 - r, 2 * r, 2 * r), 180, -180)
+    shackle.lineTo(cx + r, top + 0.5)
+    stroker = QPainterPathStroker()
+    stroker.setWidth(1.6)
+    lock = body.united(stroker.createStroke(shackle))
+    hole = QPainterPath()
+    hole.addEllipse(QPointF(cx, top + h / 2 - 0.5), 1.1, 1.1)
+    return lock.subtracted(hole)
+
+
 _BODY, _STRIP = _node_geometry()
+_LOCK_W = 9.0
+_BADGE_ROOM = 16.0  # the error badge covers the corner: the lock and the lr text move left of it
+_LOCK = _lock_path(NODE_WIDTH / 2 - 8)
+_LOCK_SHIFTED = _lock_path(NODE_WIDTH / 2 - 8 - _BADGE_ROOM)
 _TEXT_X = -NODE_WIDTH / 2 + STRIP + 8
 _TITLE_AT = QPointF(_TEXT_X, -NODE_HEIGHT / 2 + 5)
 _SUB_AT = QPointF(_TEXT_X, -NODE_HEIGHT / 2 + 24)
@@ -464,9 +596,18 @@ class EdgeItem(QGraphicsItem):
         self._shape = None
         tip = b
         self._arrow = QPolygonF([tip, tip + QPointF(-4.5, -8), tip + QPointF(4.5, -8)])
-        self._mid = self._path.pointAtPercent(0.5)
         # Where the wire runs sideways there is no room beside it: the label sits on it.
-        self._sideways = abs(math.sin(math.radians(self._path.angleAtPercent(0.5)))) < 0.7
+        if self.detour:
+            self._mid = self._path.pointAtPercent(0.5)
+            self._sideways = abs(math.sin(math.radians(self._path.angleAtPercent(0.5)))) < 0.7
+        else:
+            # The plain curve is symmetric about the middle of its ends: halfway along it is that middle, and
+            # its direction there is (dx, dy − pull), so thousands of wires are placed without measuring paths.
+            self._mid = (a + b) / 2
+            dx, dy = b.x() - a.x(), b.y() - a.y()
+            down = dy - _pull(dy)
+            length = math.hypot(dx, down)
+            self._sideways = length > 0 and abs(down) / length < 0.7
         # Room for a typical label is reserved with the path, so a new shape after an edit repaints the wire
         # without moving it in the scene's index.
         self._bounds = self._path.boundingRect().adjusted(-6, -6, 6, 6).united(
@@ -488,10 +629,10 @@ class EdgeItem(QGraphicsItem):
             self.update()
 
     def _label_width(self) -> float:
-        return self.style.label_metrics.horizontalAdvance(self.label) + 8 if self.label else 0.0
+        return self.style.label_width(self.label) + 8 if self.label else 0.0
 
     def _label_box(self, w: float) -> QRectF:
-        h = self.style.label_metrics.height() + 2
+        h = self.style.label_height + 2
         mid = self._mid
         if self._sideways:
             return QRectF(mid.x() - w / 2, mid.y() - h / 2, w, h)
@@ -553,9 +694,14 @@ def wire_path(a: QPointF, b: QPointF, detour: float = 0.0) -> QPainterPath:
         path.lineTo(lane, b.y() - bend)
         path.cubicTo(QPointF(lane, b.y() - bend * 0.3), b - QPointF(0, bend * 0.7), b)
         return path
-    pull = max(30.0, dy / 2 if dy > 0 else 60.0 + abs(dy) / 4)
+    pull = _pull(dy)
     path.cubicTo(a + QPointF(0, pull), b - QPointF(0, pull), b)
     return path
+
+
+def _pull(dy: float) -> float:
+    """How far a plain wire's control points reach down from its start (and up from its end)."""
+    return max(30.0, dy / 2 if dy > 0 else 60.0 + abs(dy) / 4)
 
 
 def _mix(a: QColor, b: QColor, t: float) -> QColor:

@@ -69,8 +69,14 @@ class GraphScene(QGraphicsScene):
         self._content_timer.timeout.connect(self._on_content_timer)
         self._content_rect: QRectF | None = None
         self._reroute = False  # nodes appeared, went or moved: a long wire may need a new way around
+        # Wires whose ends moved or changed since they were last routed, each routed once by flush_routes (the
+        # content timer, or the view before it paints): a Tidy or an undo moving 5,000 nodes would otherwise
+        # route every wire twice, probing the index among half-moved nodes.
+        self._stale: dict[EdgeItem, None] = {}
+        self.mirroring = False  # True while an item leaves because the graph lost a node (the view waits)
         self.overview = False  # zoomed far out: items paint nothing, drawBackground draws them all in batches
         self._overview: tuple | None = None  # the batches: wire lines, selected wire lines, boxes per colour
+        self._overview_geometry: tuple | None = None  # each node's box and each wire's line, until one moves
         self._caching = True
         self.selectionChanged.connect(self.invalidate_overview)
         # The graph holds plain Python callbacks: unhook them if Qt deletes this scene before the document goes.
@@ -92,6 +98,8 @@ class GraphScene(QGraphicsScene):
         self.nodes.clear()
         self.edges.clear()
         self._edges_of.clear()
+        self._stale.clear()
+        self._overview_geometry = None
         self._flash_item = None
         self._reroute = False
         self.document = document
@@ -153,7 +161,7 @@ class GraphScene(QGraphicsScene):
 
     def _on_node_added(self, node: Node) -> None:
         self._add_node_item(node)
-        self.invalidate_overview()
+        self.invalidate_overview(geometry=True)
         self._content_changed(reroute=True)
 
     def _on_node_removed(self, node: Node) -> None:
@@ -165,13 +173,17 @@ class GraphScene(QGraphicsScene):
             self._flash_item = None
         if self._wire is not None and item in (self._wire.origin, self._wire.hover):
             self._cancel_wire()
-        self.removeItem(item)
-        self.invalidate_overview()
+        self.mirroring = True
+        try:
+            self.removeItem(item)
+        finally:
+            self.mirroring = False
+        self.invalidate_overview(geometry=True)
         self._content_changed(reroute=True)
 
     def _on_edge_added(self, edge: Edge) -> None:
         self._add_edge_item(edge)
-        self.invalidate_overview()
+        self.invalidate_overview(geometry=True)
         self._route_around(edge.source, edge.target)
 
     def _on_edge_removed(self, edge: Edge) -> None:
@@ -180,8 +192,9 @@ class GraphScene(QGraphicsScene):
             return
         for nid in (edge.source, edge.target):
             self._edges_of.get(nid, set()).discard(item)
+        self._stale.pop(item, None)
         self.removeItem(item)
-        self.invalidate_overview()
+        self.invalidate_overview(geometry=True)
         self._route_around(edge.source, edge.target)
 
     def _on_node_moved(self, node: Node) -> None:
@@ -220,7 +233,22 @@ class GraphScene(QGraphicsScene):
             edge = self.edges.get((source, target))
             if edge is not None:
                 edge.slot, edge.count = slot, len(ins)
-                self._route(edge)
+                self._mark(edge)
+
+    def _mark(self, edge: EdgeItem) -> None:
+        """Route this wire at the next flush (once, however many of its ends change before it)."""
+        if not self._stale:
+            self._content_timer.start()
+        self._stale[edge] = None
+
+    def flush_routes(self) -> None:
+        """Route every wire marked since the last flush. The content timer calls it once per batch of edits, and
+        the view before it paints, so a wire is never drawn along a stale path."""
+        while self._stale:
+            stale, self._stale = self._stale, {}
+            for edge in stale:
+                if self.edges.get(edge.key) is edge:
+                    self._route(edge)
 
     def _route(self, edge: EdgeItem) -> None:
         """Straight down when nothing is in the way; a long wire (a skip connection) that would run behind
@@ -230,8 +258,11 @@ class GraphScene(QGraphicsScene):
         # Only a wire running down a column can hide behind it; one crossing columns stays a plain curve.
         if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW and abs(b.x() - a.x()) < NODE_WIDTH:
             probe = QRectF(a, b).normalized().adjusted(-4, 2, 4, -2)
+            # Candidates by bounding rect, then the node's own outline: asking Qt for shapes would stroke
+            # the path of every wire the probe meets.
             blocked = any(isinstance(it, NodeItem) and it is not edge.source and it is not edge.target
-                          for it in self.items(probe, Qt.ItemSelectionMode.IntersectsItemShape))
+                          and it.shape().intersects(probe.translated(-it.pos()))
+                          for it in self.items(probe, Qt.ItemSelectionMode.IntersectsItemBoundingRect))
             if blocked:
                 edge.detour = -DETOUR if edge.slot < (edge.count - 1) / 2 else DETOUR
         if edge.detour:
@@ -248,15 +279,15 @@ class GraphScene(QGraphicsScene):
         """Wires whose slot or label side an edge between these two nodes can change."""
         if target in self.nodes:
             self._restack_inputs(target)
-        for edge in list(self._edges_of.get(source, ())):
+        for edge in self._edges_of.get(source, ()):
             if edge.source.node_id == source:
-                self._route(edge)
+                self._mark(edge)
 
     def node_item_moved(self, item: NodeItem) -> None:
         """Called by a NodeItem whenever its position changed (a drag, or the model moving it)."""
         for edge in self._edges_of.get(item.node_id, ()):
-            self._route(edge)
-        self.invalidate_overview()
+            self._mark(edge)
+        self.invalidate_overview(geometry=True)
         if self._drag_start is None:
             self._content_changed(reroute=True)
 
@@ -278,12 +309,15 @@ class GraphScene(QGraphicsScene):
     def _on_content_timer(self) -> None:
         self._fit_scene_rect()
         if self._reroute:
-            # Long wires are re-routed once per batch of edits (tidy, undo, paste), not once per node moved.
+            # Long wires are re-routed once per batch of edits (tidy, undo, paste), not once per node moved:
+            # a node that arrived or went may now stand in a wire's way, or no longer.
             self._reroute = False
             for edge in self.edges.values():
-                a, b = edge.endpoints()
-                if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW or edge.detour:
-                    self._route(edge)
+                if edge not in self._stale:
+                    a, b = edge.endpoints()
+                    if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW or edge.detour:
+                        self._stale[edge] = None
+        self.flush_routes()
         self.content_changed.emit()
 
     def content_rect(self) -> QRectF:
@@ -345,25 +379,38 @@ class GraphScene(QGraphicsScene):
         for edge in self.edges.values():
             edge.setCacheMode(mode)
 
-    def invalidate_overview(self) -> None:
-        """The batches are stale. Items that paint nothing never ask for a repaint themselves (Qt skips them),
-        so in overview mode the scene asks for one; Qt merges them into one frame per event-loop turn."""
+    def invalidate_overview(self, geometry: bool = False) -> None:
+        """The batches are stale (with `geometry`, also the boxes and lines they are made of: something moved,
+        came or went). Items that paint nothing never ask for a repaint themselves (Qt skips them), so in
+        overview mode the scene asks for one; Qt merges them into one frame per event-loop turn."""
         self._overview = None
+        if geometry:
+            self._overview_geometry = None
         if self.overview:
             self.update()
 
     def _overview_batches(self) -> tuple:
         if self._overview is None:
-            out_port, in_port = NodeItem.output_port(), NodeItem.input_port()
+            if self._overview_geometry is None:
+                # Built once per change of geometry; a selection or a new analysis only regroups them by colour.
+                out_port, in_port = NodeItem.output_port(), NodeItem.input_port()
+                w, h = NODE_WIDTH, NODE_HEIGHT
+                self._overview_geometry = (
+                    [(item, QRectF(item.x() - w / 2, item.y() - h / 2, w, h)) for item in self.nodes.values()],
+                    [(edge, QLineF(edge.source.pos() + out_port, edge.target.pos() + in_port))
+                     for edge in self.edges.values()])
+            boxes_of, lines_of = self._overview_geometry
             lines, chosen = [], []
-            for edge in self.edges.values():
-                line = QLineF(edge.source.pos() + out_port, edge.target.pos() + in_port)
+            for edge, line in lines_of:
                 (chosen if edge.selected else lines).append(line)
             boxes: dict[str, list[QRectF]] = {}
-            w, h = NODE_WIDTH, NODE_HEIGHT
-            for item in self.nodes.values():
+            for item, box in boxes_of:
                 key = "selected" if item.isSelected() else "error" if item.state == "error" else item.category
-                boxes.setdefault(key, []).append(QRectF(item.x() - w / 2, item.y() - h / 2, w, h))
+                group = boxes.get(key)
+                if group is None:
+                    boxes[key] = [box]
+                else:
+                    group.append(box)
             self._overview = (lines, chosen, boxes)
         return self._overview
 
@@ -404,6 +451,7 @@ class GraphScene(QGraphicsScene):
 
     def item_at(self, pos: QPointF, exclude: QGraphicsItem | None = None) -> NodeItem | EdgeItem | None:
         """The topmost node or wire under a scene point (a badge counts as its node)."""
+        self.flush_routes()  # a wire is hit where it is drawn
         for it in self.items(pos, Qt.ItemSelectionMode.IntersectsItemShape, Qt.SortOrder.DescendingOrder,
                              QTransform()):
             if isinstance(it, BadgeItem):

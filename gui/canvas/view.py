@@ -60,6 +60,10 @@ class GraphView(QGraphicsView):
         self._zoom_settled.setSingleShot(True)
         self._zoom_settled.setInterval(250)
         self._zoom_settled.timeout.connect(self.settle_zoom)
+        self._selection_later = QTimer(self)  # nodes deleted one by one: one report once the edit is over
+        self._selection_later.setSingleShot(True)
+        self._selection_later.setInterval(0)
+        self._selection_later.timeout.connect(self._on_selection_changed)
         self._scene.message.connect(self.message)
         self._scene.selectionChanged.connect(self._on_selection_changed)
         self._scene.content_changed.connect(self._on_content_changed)
@@ -130,8 +134,15 @@ class GraphView(QGraphicsView):
         self.select_nodes(list(self._scene.nodes))
 
     def _on_selection_changed(self) -> None:
-        if not self._batch:
-            self.selection_changed.emit(self.selected_nodes())
+        if self._batch:
+            return
+        if self._scene.mirroring:
+            # A selected node left with the graph. Deleting 5,000 selected nodes would otherwise report 5,000
+            # shrinking selections, each listing the rest: quadratic. The Inspector drops a deleted node itself.
+            self._selection_later.start()
+            return
+        self._selection_later.stop()
+        self.selection_changed.emit(self.selected_nodes())
 
     # ---- edits -------------------------------------------------------------------------------------------
     def delete_selected(self) -> None:
@@ -340,6 +351,10 @@ class GraphView(QGraphicsView):
         self._update_scroll_area()
 
     # ---- Qt events -------------------------------------------------------------------------------------
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self._scene.flush_routes()  # wires whose nodes moved in this event-loop turn take their new way first
+        super().paintEvent(event)
+
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         if self._fit_pending:

@@ -32,7 +32,9 @@ def test_every_kind_of_edit_undoes_back_to_the_start_and_redoes_again(doc):
     doc.set_params(list(doc.graph.nodes)[1], {"out_channels": 12})
     doc.move_nodes({new: ((300, 40), (320, 80))})
     doc.disconnect(first, second)
+    doc.set_training_flags(second, frozen=True, lr_factor=0.5)
     pasted = doc.paste(doc.copy_nodes([second, new]))
+    assert (doc.graph.nodes[pasted[0]].frozen, doc.graph.nodes[pasted[0]].lr_factor) == (True, 0.5)  # kept
     doc.remove_nodes([second])
     doc.tidy()
     after = snapshot(doc)
@@ -40,7 +42,7 @@ def test_every_kind_of_edit_undoes_back_to_the_start_and_redoes_again(doc):
     assert len(pasted) == 2 and all(p in doc.graph for p in pasted)
     assert doc.dirty
     count = doc.undo_stack.count()
-    assert count == 8  # one step per edit
+    assert count == 9  # one step per edit
     while doc.undo_stack.canUndo():
         doc.undo_stack.undo()
     assert snapshot(doc) == start
