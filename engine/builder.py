@@ -1,4 +1,8 @@
-"""Graph to nn.Module: one submodule per node, named by node id, run in topological order."""
+"""Graph to nn.Module: one submodule per node, named by node id, run in topological order.
+
+A Block node becomes a BlockModule (an nn.Module with one submodule per inner node, named by inner id, and the
+same kind of plan), so its weights read `res_block_1.conv2d_1.weight`; a Custom node an instance of the user's
+class (custom.py); a Pick a PickLayer taking one output of a block."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -71,31 +75,11 @@ def _define():
             self._plan: list = []  # set first, so a node named "_plan" is caught by the clash check below
             self.frozen_ids: tuple[str, ...] = ()
             self.lr_factors: dict[str, float] = {}
-            plan = []
-            for nid in analysis.order:
-                node = graph.nodes[nid]
-                if node.type == "Input":
-                    continue
-                srcs = graph.inputs_of(nid)
-                ins = [TensorInfo(analysis.nodes[s].shape, analysis.nodes[s].dtype) for s in srcs]
-                if hasattr(self, nid) and nid not in self._modules:
-                    raise BuildError(f"node id {nid!r} clashes with a name PyTorch modules use; rename the node")
-                module = get_spec(node.type).build(node.params, ins)
-                if node.frozen:
-                    module.requires_grad_(False)
-                self.add_module(nid, module)
-                plan.append((nid, tuple(srcs)))
-            self.frozen_ids = tuple(nid for nid in graph.frozen_nodes() if nid in self._modules)
-            self.lr_factors = {nid: n.lr_factor for nid, n in graph.nodes.items()
-                               if n.lr_factor != 1.0 and nid in self._modules}
-            # Free each intermediate value after its last use, so long chains do not hold every activation.
-            last_use: dict[str, int] = {}
-            for i, (_, srcs) in enumerate(plan):
-                for s in srcs:
-                    last_use[s] = i
-            keep = set(self.output_ids)
-            self._plan = [(nid, srcs, tuple(s for s in srcs if last_use[s] == i and s not in keep))
-                          for i, (nid, srcs) in enumerate(plan)]
+            _fill(self, graph, analysis, ("Input",), self.output_ids)
+            # Frozen nodes and learning-rate factors, inside blocks too (as dotted paths: res_block_1.conv2d_1).
+            frozen, factors = _flags(self, graph, "", 1.0)
+            self.frozen_ids = tuple(frozen)
+            self.lr_factors = factors
             self.train(self.training)  # a frozen node's BatchNorm starts in evaluation mode too
 
         def train(self, mode: bool = True):
@@ -104,7 +88,7 @@ def _define():
             super().train(mode)
             if mode:
                 for nid in self.frozen_ids:
-                    for m in self._modules[nid].modules():
+                    for m in self.get_submodule(nid).modules():
                         if isinstance(m, nn.modules.batchnorm._BatchNorm):
                             m.train(False)
             return self
@@ -132,5 +116,86 @@ def _define():
                 else:
                     out.append(torch.randn(shape, device=device))
             return tuple(out)
+
+    class BlockModule(nn.Module):
+        """One instance of a block: a submodule per inner node (named by inner id) run in the inner graph's
+        topological order; forward takes one tensor per BlockInput (by index) and returns the BlockOutput's tensor,
+        or a tuple of them in output order."""
+
+        def __init__(self, params: dict, analysis: Analysis):
+            super().__init__()
+            from .blocks import inner
+
+            parsed = inner(params)
+            self.block_name: str = params["block"]
+            self.input_ids: list[str] = list(parsed.inputs)
+            self.output_ids: list[str] = list(parsed.outputs)
+            self.output_sources: list[str] = parsed.output_sources()
+            self._plan: list = []
+            _fill(self, parsed.graph, analysis, ("BlockInput", "BlockOutput"), self.output_sources)
+
+        def forward(self, *inputs: torch.Tensor):
+            values = dict(zip(self.input_ids, inputs))
+            for nid, srcs, free in self._plan:
+                values[nid] = self._modules[nid](*[values[s] for s in srcs])
+                for s in free:
+                    del values[s]
+            if len(self.output_sources) == 1:
+                return values[self.output_sources[0]]
+            return tuple(values[o] for o in self.output_sources)
+
+        def extra_repr(self) -> str:
+            return f"block={self.block_name!r}"
+
+    def _fill(net: nn.Module, graph: Graph, analysis: Analysis, skip: tuple[str, ...], keep_ids: list[str]) -> None:
+        """One submodule per node (those of the `skip` types excepted) and the plan: (id, input ids, values to
+        free after it), each intermediate value freed after its last use so long chains do not hold them all."""
+        plan = []
+        for nid in analysis.order:
+            node = graph.nodes[nid]
+            if node.type in skip:
+                continue
+            srcs = graph.inputs_of(nid)
+            ins = [TensorInfo(analysis.nodes[s].shape, analysis.nodes[s].dtype) for s in srcs]
+            if hasattr(net, nid) and nid not in net._modules:
+                raise BuildError(f"node id {nid!r} clashes with a name PyTorch modules use; rename the node")
+            if node.type == "Block":
+                module = BlockModule(node.params, analysis.nodes[nid].inner)
+            elif node.type == "Custom":
+                from .custom import build_custom
+                module = build_custom(node.params, ins, nid)
+            else:
+                module = get_spec(node.type).build(node.params, ins)
+            if node.frozen:
+                module.requires_grad_(False)
+            net.add_module(nid, module)
+            plan.append((nid, tuple(srcs)))
+        last_use: dict[str, int] = {}
+        for i, (_, srcs) in enumerate(plan):
+            for s in srcs:
+                last_use[s] = i
+        keep = set(keep_ids)
+        net._plan = [(nid, srcs, tuple(s for s in srcs if last_use[s] == i and s not in keep))
+                     for i, (nid, srcs) in enumerate(plan)]
+
+    def _flags(net: nn.Module, graph: Graph, prefix: str, factor: float) -> tuple[list[str], dict[str, float]]:
+        """Frozen node paths and {path: learning-rate factor} (a node's factor times its blocks'), for the nodes
+        that have a submodule; a node inside a block is listed when its own flag is set."""
+        frozen: list[str] = []
+        factors: dict[str, float] = {}
+        for nid, node in graph.nodes.items():
+            if nid not in net._modules:
+                continue
+            path = prefix + nid
+            if node.frozen:
+                frozen.append(path)
+            if node.lr_factor != 1.0:
+                factors[path] = node.lr_factor * factor
+            if node.type == "Block":
+                from .blocks import inner
+                f, fs = _flags(net._modules[nid], inner(node.params).graph, path + ".", node.lr_factor * factor)
+                frozen += [p for p in f if not node.frozen]
+                factors.update(fs)
+        return frozen, factors
 
     return GraphModule

@@ -16,13 +16,29 @@ from .units import format_bytes, format_count
 EXIT_OK, EXIT_GRAPH_ERRORS, EXIT_BAD_FILE = 0, 1, 2
 
 
-def summary_table(analysis: Analysis, title: str = "") -> str:
-    rows = [("name", "type", "output shape", "params", "MACs", "error")]
+def _rows(analysis: Analysis, depth: int = 0, prefix: str = "") -> list[tuple[str, ...]]:
+    """One row per node; the nodes inside a block follow it, indented, named by their dotted path (as the weights
+    are: res_block_1.conv2d_1), its ports left out. A block's params and MACs are its totals."""
+    rows = []
     for nid in analysis.order:
         info = analysis.nodes[nid]
-        shape = fmt(info.shape) if info.shape is not None else "—"
-        rows.append((nid, info.type, shape, f"{info.params:,d}", format_count(info.macs),
-                     str(info.error) if info.error else ""))
+        if depth and info.type in ("BlockInput", "BlockOutput"):
+            continue
+        if info.outputs is not None and len(info.outputs) > 1:
+            shape = ", ".join(fmt(t.shape) for t in info.outputs)
+        else:
+            shape = fmt(info.shape) if info.shape is not None else "—"
+        error = "" if info.error is None or (depth and info.waiting) else str(info.error)
+        rows.append(("  " * depth + prefix + nid, info.type, shape, f"{info.params:,d}", format_count(info.macs),
+                     error))
+        if info.inner is not None:
+            rows += _rows(info.inner, depth + 1, f"{prefix}{nid}.")
+    return rows
+
+
+def summary_table(analysis: Analysis, title: str = "") -> str:
+    rows = [("name", "type", "output shape", "params", "MACs", "error")]
+    rows += _rows(analysis)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [title] if title else []
     for i, r in enumerate(rows):
@@ -37,13 +53,23 @@ def summary_table(analysis: Analysis, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def summary_json(analysis: Analysis) -> dict:
+def _json_nodes(analysis: Analysis) -> list[dict]:
     nodes = []
     for nid in analysis.order:
         info = analysis.nodes[nid]
-        nodes.append({"id": nid, "type": info.type, "shape": list(info.shape) if info.shape is not None else None,
-                      "params": info.params, "macs": info.macs, "memory": info.memory,
-                      "error": str(info.error) if info.error else None})
+        node = {"id": nid, "type": info.type, "shape": list(info.shape) if info.shape is not None else None,
+                "params": info.params, "macs": info.macs, "memory": info.memory,
+                "error": str(info.error) if info.error else None}
+        if info.outputs is not None and len(info.outputs) > 1:
+            node["outputs"] = [list(t.shape) for t in info.outputs]
+        if info.inner is not None:  # a block: its params, MACs and memory are the totals of these
+            node["inner"] = _json_nodes(info.inner)
+        nodes.append(node)
+    return nodes
+
+
+def summary_json(analysis: Analysis) -> dict:
+    nodes = _json_nodes(analysis)
     return {"nodes": nodes, "total_params": analysis.total_params, "total_macs": analysis.total_macs,
             "total_memory": analysis.total_memory, "ok": analysis.ok}
 
@@ -67,7 +93,19 @@ def _loss_advice(project, analysis: Analysis) -> list[str]:
     return check_loss_fit(project.loss["type"], analysis.nodes[sink].shape, project.graph.nodes[sink].type)
 
 
+TRUST_HELP = ("run the project's custom layers (Python code in the project file) without asking: only for "
+              "projects you trust, since code can do anything your account can")
+
+
+def _trust(args: argparse.Namespace) -> None:
+    """--trust-custom-code: every custom layer may run in this process."""
+    if getattr(args, "trust_custom_code", False):
+        from .custom import set_trust_all
+        set_trust_all(True)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
+    _trust(args)
     try:
         project = load_project(_project_path(args.project))
     except ProjectError as e:
@@ -112,6 +150,7 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a project headless; under torchrun (or with --nproc) on several processes."""
+    _trust(args)  # under torchrun each process reads the flag from the same command line
     from . import train_cli
     return train_cli.run(args)
 
@@ -227,6 +266,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a project's network (with trained weights) and check the written file against PyTorch."""
     from .export import SUFFIXES, ExportError, export_model  # torch is imported only when exporting
+    _trust(args)
     fmt = args.format or SUFFIXES.get(Path(args.out).suffix.lower())
     if fmt is None:
         print(f"layerloom: cannot export: give --format (safetensors, onnx, pt2, torchscript, python or int8); "
@@ -288,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "totals. Exit status 1 when the graph cannot work, 2 when the file cannot be read.")
     p.add_argument("project", help="a .layerloom project file, or a template name such as cnn_mnist")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--trust-custom-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_summary)
     p = sub.add_parser("train", help="train a project headless (several processes with --nproc or torchrun)",
                        description="Train the project's network on its data with its loss and optimizer. Writes the "
@@ -304,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CHECKPOINT", help="a checkpoint folder to continue from")
     p.add_argument("--nproc", type=int, help="train on N processes with DistributedDataParallel (via torchrun)")
     p.add_argument("--quiet", action="store_true", help="print only the final result")
+    p.add_argument("--coach", action="store_true", help="say what goes wrong while it trains (dead ReLUs, vanishing "
+                   "or exploding gradients, overfitting, a learning rate too high or too low) and what cures it")
+    p.add_argument("--trust-custom-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("search", help="search hyper-parameters (learning rate, batch size, layer sizes ...) with "
                                       "Optuna",
@@ -345,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="the file to write, e.g. model.onnx")
     p.add_argument("--batch-size", type=int, default=2, help="samples in the check batch (default 2)")
     p.add_argument("--verbose", action="store_true", help="on failure, also print the exporter's own output")
+    p.add_argument("--trust-custom-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import", help="import an ONNX model as a project (layers, weights and layout)",
                        description="Map the ONNX operators to catalogue layers, write the project with its graph laid "

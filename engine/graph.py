@@ -5,6 +5,7 @@ that leaves the graph unchanged when it is refused.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable
@@ -64,8 +65,20 @@ def check_training_flags(frozen: Any, lr_factor: Any) -> tuple[bool, float]:
     return frozen, value
 
 
+# Shorter id prefixes for a few types: a block's ports read in_1, out_1 (not blockinput_1), attention attention_1.
+PREFIXES = {"BlockInput": "in", "BlockOutput": "out", "MultiheadAttention": "attention"}
+
+
 def default_prefix(layer_type: str) -> str:
+    if layer_type in PREFIXES:
+        return PREFIXES[layer_type]
     return re.sub(r"[^a-z0-9]+", "", layer_type.lower()) or "node"
+
+
+def id_prefix(node_id: str) -> str:
+    """The prefix of an id: conv2d for conv2d_3, res_block for res_block_1, the id itself when it has no number."""
+    m = _NUMBERED_RE.fullmatch(node_id)
+    return m.group(1) if m else node_id
 
 
 @dataclass
@@ -144,20 +157,35 @@ class Graph:
         return order
 
     def _reaches(self, start: str, goal: str) -> bool:
-        stack, seen = [start], set()
-        while stack:
-            nid = stack.pop()
-            if nid == goal:
-                return True
-            if nid in seen:
-                continue
-            seen.add(nid)
-            stack.extend(self._out[nid])
+        """Whether a path leads from `start` down to `goal`. Searched from both ends at once (down from `start`,
+        up from `goal`), one node each in turn, so the answer costs about the smaller side: an undo that re-adds
+        a 5,000-node chain from its end, wiring each node above the rest, stops at once instead of walking the
+        whole chain below every time."""
+        if start == goal:
+            return True
+        down, up = [start], [goal]
+        below, above = {start}, {goal}
+        while down and up:
+            for nid in self._out[down.pop()]:
+                if nid in above:
+                    return True
+                if nid not in below:
+                    below.add(nid)
+                    down.append(nid)
+            for nid in self._in[up.pop()]:
+                if nid in below:
+                    return True
+                if nid not in above:
+                    above.add(nid)
+                    up.append(nid)
         return False
 
     def new_id(self, layer_type: str) -> str:
         """`prefix_N` with the lowest N ≥ 1 that no node id uses (`conv2d_1`, then `conv2d_2`, ...)."""
-        prefix = default_prefix(layer_type)
+        return self.free_id(default_prefix(layer_type))
+
+    def free_id(self, prefix: str) -> str:
+        """`prefix_N` with the lowest N ≥ 1 that no node id uses (`res_block_1`, ...)."""
         used = self._id_numbers().get(prefix, ())
         n = self._lowest_free.get(prefix, 1)
         while n in used:
@@ -216,15 +244,30 @@ class Graph:
         if index is None or index >= len(self.nodes):
             self.nodes[node_id] = node
         else:
-            items = list(self.nodes.items())
-            items.insert(max(0, index), (node_id, node))
-            self.nodes = dict(items)
+            self._insert_node(node, max(0, index))
         self._in[node_id] = []
         self._out[node_id] = []
         self._index_id(node_id, True)
         self.events.emit("node_added", node)
         self._touch()
         return node_id
+
+    def _insert_node(self, node: Node, index: int) -> None:
+        """Put a new node at `index` in node order. An undo of a large delete re-adds nodes one by one near the
+        front, so this must not rebuild the dict item by item: the part before `index` is copied and the rest
+        follows by one C-level update (its keys already there keep their places), or, near the end, the few
+        nodes after `index` are moved behind the new one."""
+        tail = len(self.nodes) - index
+        if index <= tail:
+            nodes = dict(itertools.islice(self.nodes.items(), index))
+            nodes[node.id] = node
+            nodes.update(self.nodes)
+            self.nodes = nodes
+        else:
+            after = list(itertools.islice(reversed(self.nodes), tail))
+            self.nodes[node.id] = node
+            for nid in reversed(after):
+                self.nodes[nid] = self.nodes.pop(nid)
 
     def remove_node(self, node_id: str) -> tuple[Node, list[tuple[Edge, int]]]:
         """Remove a node and its edges; returns the node and each removed edge with its input index,
@@ -253,14 +296,14 @@ class Graph:
             raise CycleError(f"{source} cannot feed itself")
         if source in self._in[target]:
             raise PortError(f"{source} is already connected to {target}")
-        spec = dst.spec
+        max_inputs = max_inputs_of(dst)
         have = self._in[target]
-        if spec.max_inputs == 0:
+        if max_inputs == 0:
             raise PortError(f"{target} is an {dst.type} node: it takes no input, data flows out of it")
-        if spec.max_inputs is not None and len(have) >= spec.max_inputs:
+        if max_inputs is not None and len(have) >= max_inputs:
             taken = ", ".join(have)
-            raise PortError(f"{target} ({dst.type}) takes {_count(spec.max_inputs)} and already has it "
-                            f"from {taken}: disconnect that first")
+            raise PortError(f"{target} ({dst.type}) takes {_count(max_inputs)} and already has "
+                            f"{'it' if max_inputs == 1 else 'them'} from {taken}: disconnect that first")
         if self._reaches(target, source):
             raise CycleError(f"connecting {source} → {target} would make a loop: {target} already feeds "
                              f"{source}. Networks here must flow one way")
@@ -298,12 +341,21 @@ class Graph:
         self.events.emit("changed")  # a move changes no shape, so it does not bump the revision
 
     def set_params(self, node_id: str, params: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
-        """Change some parameters (validated first); returns the previous values of those changed."""
+        """Change some parameters (validated first); returns the previous values of those changed, so
+        `set_params(node_id, old)` undoes it. A Block's exposed parameter (or a Custom layer's argument) is a
+        virtual name: the previous value returned for it is the whole "graph" (or "arguments") that holds it."""
         node = self.node(node_id)
         values = dict(params or {})
         values.update(kw)
-        checked = node.spec.validate_params(values, base=node.params)
-        old = {k: node.params[k] for k in values}
+        spec = node.spec
+        checked = spec.validate_params(values, base=node.params)
+        old: dict[str, Any] = {}
+        for k in values:
+            if k in node.params:
+                old[k] = node.params[k]
+            else:  # a virtual parameter (a block's exposed one, a custom layer's argument): keep what holds it
+                owner = spec.virtual_owner(k)  # type: ignore[attr-defined]
+                old[owner] = node.params[owner]
         node.params = checked
         self.events.emit("params_changed", node)
         self._touch()
@@ -360,6 +412,18 @@ class Graph:
         return Graph.from_dict(self.to_dict())
 
 
+def max_inputs_of(node: Node) -> int | None:
+    """How many inputs the node takes at most (a Block: as many as its inner graph has BlockInput ports)."""
+    spec = node.spec
+    ports = getattr(spec, "ports", None)
+    return ports(node.params)[1] if ports is not None else spec.max_inputs
+
+
+def node_dict(n: Node) -> dict[str, Any]:
+    """A node as plain data (a deep copy), as in to_dict()."""
+    return _node_dict(n)
+
+
 def _node_dict(n: Node) -> dict[str, Any]:
     d: dict[str, Any] = {"id": n.id, "type": n.type, "params": _plain(n.params), "position": list(n.position)}
     if n.frozen:
@@ -387,4 +451,13 @@ def _position(position: Iterable[float] | None) -> tuple[float, float]:
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+    return {k: _copy(v) for k, v in params.items()}
+
+
+def _copy(value: Any) -> Any:
+    """Tuples as lists, and nested containers (a Block's inner graph) copied, so to_dict() shares nothing."""
+    if isinstance(value, (list, tuple)):
+        return [_copy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value

@@ -173,8 +173,11 @@ def parameter_groups(model: Any, lr: float) -> list[dict[str, Any]] | None:
     if len(trainable) == len(named) and not factors:
         return None
     by_factor: dict[float, list[Any]] = {}
-    for name, p in trainable:
-        by_factor.setdefault(factors.get(name.split(".", 1)[0], 1.0), []).append(p)
+    for name, p in trainable:  # the longest node path the weight sits under: a layer inside a block has its own
+        parts = name.split(".")
+        factor = next((factors[".".join(parts[:i])] for i in range(len(parts) - 1, 0, -1)
+                       if ".".join(parts[:i]) in factors), 1.0)
+        by_factor.setdefault(factor, []).append(p)
     order = sorted(by_factor, key=lambda f: f != 1.0)  # stable: the others in order of first appearance
     return [{"params": by_factor[f], "lr": lr * f, "lr_factor": f} for f in order]
 

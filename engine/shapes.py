@@ -2,11 +2,17 @@
 
 Pure Python rules from the catalogue (no torch), so a 200-node graph re-infers in well under a millisecond
 per node; tests check every rule against real PyTorch modules.
+
+A Block node is inferred by inferring its inner graph with the block's input shapes (blocks.infer_block): its
+NodeInfo has the inner totals, `outputs` (one TensorInfo per output) and `inner` (the inner Analysis). A Pick takes
+one of a block's outputs. A Custom layer runs its (trusted) code on PyTorch's meta device (custom.infer_custom).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ShapeError
 from .graph import Graph
@@ -26,6 +32,8 @@ class NodeInfo:
     macs: int = 0
     memory: int = 0
     error: ShapeError | None = None
+    outputs: list[TensorInfo] | None = None  # a Block: each of its outputs (shape holds the first)
+    inner: Analysis | None = None  # a Block: the analysis of its inner graph
 
     @property
     def ok(self) -> bool:
@@ -37,9 +45,15 @@ class NodeInfo:
         return self.error is not None and self.error.waiting_on is not None
 
     def to_dict(self) -> dict:
-        return {"id": self.node_id, "type": self.type, "shape": list(self.shape) if self.shape else None,
-                "dtype": self.dtype, "params": self.params, "macs": self.macs, "memory": self.memory,
-                "error": str(self.error) if self.error else None}
+        out: dict[str, Any] = {
+            "id": self.node_id, "type": self.type, "shape": list(self.shape) if self.shape else None,
+            "dtype": self.dtype, "params": self.params, "macs": self.macs, "memory": self.memory,
+            "error": str(self.error) if self.error else None}
+        if self.outputs is not None and len(self.outputs) > 1:
+            out["outputs"] = [list(t.shape) for t in self.outputs]
+        if self.inner is not None:
+            out["inner"] = [self.inner.nodes[n].to_dict() for n in self.inner.order]
+        return out
 
 
 @dataclass
@@ -68,6 +82,20 @@ class Analysis:
     def total_memory(self) -> int:
         return sum(n.memory for n in self.nodes.values())
 
+    @property
+    def blocks(self) -> dict[str, NodeInfo]:
+        """The Block nodes (of this level) by id; each NodeInfo's params, macs and memory are the block's totals."""
+        return {nid: info for nid, info in self.nodes.items() if info.type == "Block"}
+
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, NodeInfo]]:
+        """(path, NodeInfo) of every node in topological order, the nodes inside a block right after it with
+        dotted paths (res_block_1.conv2d_1, as the weights are named)."""
+        for nid in self.order:
+            info = self.nodes[nid]
+            yield prefix + nid, info
+            if info.inner is not None:
+                yield from info.inner.walk(f"{prefix}{nid}.")
+
 
 def _dtype_check(spec, ins: list[TensorInfo]) -> ShapeError | None:
     if spec.accepts == "float" and any(t.dtype == INT64 for t in ins):
@@ -90,9 +118,19 @@ def _missing_inputs(spec, have: int) -> ShapeError | None:
                       hint="connect another branch into it")
 
 
-def infer_node(layer_type: str, params: dict, ins: list[TensorInfo]) -> NodeInfo:
+def infer_node(layer_type: str, params: dict, ins: list[TensorInfo], node_id: str = "") -> NodeInfo:
     """Infer one node from its inputs; never raises for a shape problem, it records it."""
     spec = get_spec(layer_type)
+    if spec.type == "Block":
+        from .blocks import infer_block
+        info = infer_block(node_id or "block", params, ins)
+        info.node_id = node_id
+        return info
+    if spec.type == "Custom":
+        from .custom import infer_custom
+        info = infer_custom(node_id or "custom", params, ins)
+        info.node_id = node_id
+        return info
     info = NodeInfo("", spec.type)
     err = _missing_inputs(spec, len(ins)) or _dtype_check(spec, ins)
     if err is None:
@@ -114,8 +152,9 @@ def infer_node(layer_type: str, params: dict, ins: list[TensorInfo]) -> NodeInfo
     return info
 
 
-def analyze(graph: Graph) -> Analysis:
-    """Infer every node in topological order. Nodes below an error wait on it instead of repeating it."""
+def analyze(graph: Graph, ports: list[TensorInfo] | None = None) -> Analysis:
+    """Infer every node in topological order. Nodes below an error wait on it instead of repeating it.
+    `ports` are the tensors a block's inner graph receives (its BlockInput nodes, by index)."""
     result = Analysis(order=graph.topological_order())
     nodes = result.nodes
     for nid in result.order:
@@ -126,14 +165,60 @@ def analyze(graph: Graph) -> Analysis:
             root = nodes[blocked].error.waiting_on or blocked
             info = NodeInfo(nid, node.type, error=ShapeError(
                 f"waiting on {root}", hint="fix the error there first", waiting_on=root))
+        elif node.type == "BlockInput" and ports is not None:
+            info = _port(nid, node.params["index"], ports)
+        elif node.type == "Pick":
+            info = _pick(nid, node.params["index"], srcs, nodes)
         else:
-            ins = [TensorInfo(nodes[s].shape, nodes[s].dtype, s) for s in srcs]
-            info = infer_node(node.type, node.params, ins)
+            several = next((s for s in srcs if nodes[s].outputs is not None and len(nodes[s].outputs) > 1), None)
+            if several is not None:
+                info = NodeInfo(nid, node.type, error=ShapeError(
+                    f"{several} gives {len(nodes[several].outputs)} outputs, so {nid} cannot take it whole",
+                    hint=f"put a Pick (index 0, 1, …) after {several} to choose one output"))
+            elif node.type == "BlockOutput" and ports is not None:  # the tensor leaves the block as it is
+                info = NodeInfo(nid, node.type, shape=nodes[srcs[0]].shape, dtype=nodes[srcs[0]].dtype) if srcs \
+                    else NodeInfo(nid, node.type, error=ShapeError(f"output {node.params['index']} of the block has "
+                                                                   f"no input", hint="connect a layer into it"))
+            else:
+                ins = [TensorInfo(nodes[s].shape, nodes[s].dtype, s) for s in srcs]
+                info = infer_node(node.type, node.params, ins, nid)
             info.node_id = nid
         if info.error is not None:
             info.error.node_id = nid
         nodes[nid] = info
+    if ports is None:  # the model's outputs are tensors: a block's several outputs need a Pick each
+        for nid in graph.sink_nodes():
+            info = nodes[nid]
+            if info.error is None and info.outputs is not None and len(info.outputs) > 1:
+                info.error = ShapeError(f"{nid} gives {len(info.outputs)} outputs but nothing takes them",
+                                        hint="put a Pick (index 0, 1, …) after it for each output the network "
+                                             "gives", node_id=nid)
     return result
+
+
+def _port(nid: str, index: int, ports: list[TensorInfo]) -> NodeInfo:
+    """A block's BlockInput: the tensor wired into the block's input `index` (its memory is counted outside)."""
+    if index >= len(ports):
+        return NodeInfo(nid, "BlockInput", error=ShapeError(
+            f"{nid} is input {index} of the block, which has only {len(ports)}",
+            hint="number the BlockInput nodes 0, 1, … without gaps"))
+    t = ports[index]
+    return NodeInfo(nid, "BlockInput", shape=tuple(t.shape), dtype=t.dtype)
+
+
+def _pick(nid: str, index: int, srcs: list[str], nodes: dict[str, NodeInfo]) -> NodeInfo:
+    if len(srcs) != 1 or nodes[srcs[0]].outputs is None:
+        return NodeInfo(nid, "Pick", error=ShapeError(
+            "Pick takes one output of a block, but " + ("it has no input" if not srcs else
+                                                       f"{srcs[0]} is not a block"),
+            hint="connect a block into it, or delete the Pick"))
+    outputs = nodes[srcs[0]].outputs
+    if index >= len(outputs):
+        return NodeInfo(nid, "Pick", error=ShapeError(
+            f"Pick takes output {index} of {srcs[0]}, which gives only {len(outputs)}",
+            hint=f"set index between 0 and {len(outputs) - 1}"))
+    t = outputs[index]
+    return NodeInfo(nid, "Pick", shape=tuple(t.shape), dtype=t.dtype)
 
 
 def infer_shapes(graph: Graph) -> dict[str, tuple[int, ...] | ShapeError]:

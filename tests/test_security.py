@@ -111,12 +111,25 @@ def test_the_scanned_source_is_there():
     assert len(files) > 60
 
 
+TRUSTED_EXEC = "# trusted-exec: the user's own custom layer, run only after trust"
+
+
 def test_the_source_runs_nothing_it_reads():
+    """Nothing in the source runs code it reads, with ONE exception: a custom layer's code (engine/custom.py), on
+    the single marked line that runs only after the user trusted that code. Exactly its exec() and compile()
+    are allowed there, nothing else anywhere."""
+    marked = [i + 1 for i, line in enumerate((ROOT / "engine" / "custom.py").read_text().splitlines())
+              if TRUSTED_EXEC in line]
+    assert len(marked) == 1, marked
+    allowed = {f"engine/custom.py:{marked[0]}: calls the builtin exec()",
+               f"engine/custom.py:{marked[0]}: calls the builtin compile()"}
     problems = []
     for path in sources():
         rel = path.relative_to(ROOT)
         problems += findings(path.read_text(encoding="utf-8"), str(rel), engine=rel.parts[0] == "engine")
-    assert not problems, "\n".join(problems)
+    assert allowed <= set(problems), problems  # the scan does see the one it allows
+    rest = [p for p in problems if p not in allowed]
+    assert not rest, "\n".join(rest)
 
 
 @pytest.mark.parametrize("code, what", [

@@ -322,6 +322,7 @@ def _export_onnx(model: "nn.Module", sample: tuple, path: Path) -> _Done:
     try:
         program = torch.onnx.export(model, sample, dynamo=True, dynamic_shapes=_dynamic(sample), verbose=False,
                                     **names)
+        _unclash(program)
         program.save(str(path))
         exporter = "the torch.export-based exporter (dynamo=True)"
     except Exception as first:
@@ -344,6 +345,26 @@ def _export_onnx(model: "nn.Module", sample: tuple, path: Path) -> _Done:
     return _Done(run, [f"ONNX opset {opset}, written by {exporter}; inputs {', '.join(input_names)} and outputs "
                        f"{', '.join(names['output_names'])} with a dynamic batch axis; checked in onnxruntime "
                        f"against PyTorch"])
+
+
+def _unclash(program: Any) -> None:
+    """The exporter names the graph's inputs and outputs after the nodes (linear_1) without looking at the names it
+    gave inside, which follow the operators (linear, linear_1, … : a block or attention holds several), so one name
+    could be given twice and the file refused by the ONNX checker. Inner values that clash get another name."""
+    graph = getattr(getattr(program, "model", None), "graph", None)
+    if graph is None:
+        return
+    ports = {id(v) for v in [*graph.inputs, *graph.outputs]}
+    names = {v.name for v in [*graph.inputs, *graph.outputs]}
+    values = [v for node in graph for v in node.outputs]
+    taken = {v.name for v in values} | names
+    for v in values:
+        if v.name in names and id(v) not in ports:
+            new, n = f"{v.name}_inner", 2
+            while new in taken:
+                new, n = f"{v.name}_inner{n}", n + 1
+            v.name = new
+            taken.add(new)
 
 
 def onnx_runner(path: Path, what: str) -> tuple[Callable[[tuple], list], list[str]]:
@@ -427,20 +448,35 @@ def _diagnose(fmt: str, model: "nn.Module", graph: "Graph", error: Exception) ->
     except Exception:  # a diagnosis that itself fails must not hide the original error
         culprit = None
     if culprit is not None:
-        nid, layer_error = culprit
-        return ExportError(f"{fmt} cannot carry layer {nid} ({graph.nodes[nid].type}): {_first_line(layer_error)}. "
+        path, kind, layer_error = culprit
+        top = path.split(".")[0]
+        if kind == "Custom":
+            reason = _first_line(layer_error)
+            op = re.search(r"No ONNX function found for <OpOverload\(op='([^']+)'", reason)
+            if op:
+                return ExportError(f"{fmt} cannot carry the custom layer {path}: its code uses {op.group(1)}, which "
+                                   f"ONNX has no operator for. Write its forward with other tensor operations, or "
+                                   f"export this network as {ALTERNATIVES[fmt]} instead", node_id=top)
+            return ExportError(f"{fmt} cannot carry the custom layer {path}: its code cannot be traced ({reason}). "
+                               f"Write its forward with tensor operations only (no Python if or for on tensor values, "
+                               f"no .item() or .tolist()), or export this network as {ALTERNATIVES[fmt]} instead",
+                               node_id=top)
+        return ExportError(f"{fmt} cannot carry layer {path} ({kind}): {_first_line(layer_error)}. "
                            f"Export this network as {ALTERNATIVES[fmt]} instead, or replace the layer",
-                           node_id=nid)
+                           node_id=top)
     return ExportError(f"the {fmt} export failed: {_first_line(error)}. Try exporting as {ALTERNATIVES[fmt]}")
 
 
-def _failing_layer(fmt: str, model: "nn.Module", graph: "Graph") -> tuple[str, Exception] | None:
+def _failing_layer(fmt: str, model: "nn.Module", graph: "Graph", analysis: Any = None,
+                   prefix: str = "") -> tuple[str, str, Exception] | None:
+    """(dotted path, type, error) of the first layer the format cannot carry on its own; inside a block that fails,
+    the inner layer that does."""
     import torch
     import torch.nn as nn
 
     from ..shapes import analyze
 
-    analysis = analyze(graph)
+    analysis = analysis if analysis is not None else analyze(graph)
 
     class One(nn.Module):
         def __init__(self, layer: nn.Module):
@@ -463,5 +499,12 @@ def _failing_layer(fmt: str, model: "nn.Module", graph: "Graph") -> tuple[str, E
             try:
                 _EXPORTERS[fmt](one, tuple(ins), folder / f"layer.{fmt}").run(tuple(ins))
             except Exception as e:
-                return nid, e
+                node = graph.nodes[nid]
+                if node.type == "Block":
+                    from ..blocks import inner
+                    deeper = _failing_layer(fmt, model._modules[nid], inner(node.params).graph,
+                                            analysis.nodes[nid].inner, f"{prefix}{nid}.")
+                    if deeper is not None:
+                        return deeper
+                return prefix + nid, node.type, e
     return None

@@ -609,6 +609,78 @@ for _kind in ("RNN", "LSTM", "GRU"):
 
 
 # ----------------------------------------------------------------------------------------------------
+# Attention
+
+def _mha_infer(p, ins):
+    names = ("query", "key", "value")
+    for i, t in enumerate(ins):
+        if len(t.shape) != 2:
+            s = t.shape
+            hint = (f"add a Reshape to ({s[0]}, 1) to read it as {s[0]} steps of one feature" if len(s) == 1
+                    else "add a Reshape or Flatten to get (steps, features)")
+            raise fail(f"MultiheadAttention needs sequences (steps, features) but its {names[i]} is {fmt(s)}", hint)
+    steps, embed = ins[0].shape
+    heads = p["num_heads"]
+    if embed % heads:
+        near = sorted(sorted((d for d in range(1, embed + 1) if embed % d == 0), key=lambda d: abs(d - heads))[:3])
+        raise fail(f"the {embed} features of the query cannot be split evenly into num_heads {heads} heads",
+                   f"choose num_heads that divides {embed}, e.g. {', '.join(map(str, near[:-1]))} or {near[-1]}"
+                   if len(near) > 1 else "set num_heads to 1 or change the features")
+    if len(ins) == 3 and ins[1].shape[0] != ins[2].shape[0]:
+        raise fail(f"the key has {ins[1].shape[0]} steps but the value has {ins[2].shape[0]}",
+                   "give key and value sequences of the same length (each value belongs to one key)")
+    return TensorInfo((steps, embed))
+
+
+def _mha_dims(ins):
+    embed = ins[0].shape[1]
+    kdim = ins[1].shape[1] if len(ins) > 1 else embed
+    vdim = ins[2].shape[1] if len(ins) > 2 else kdim
+    return embed, kdim, vdim
+
+
+def _mha_count(p, ins, out):
+    e, k, v = _mha_dims(ins)
+    bias = 4 * e if p["bias"] else 0
+    return e * e + e * k + e * v + e * e + bias
+
+
+def _mha_macs(p, ins, out):
+    e, k, v = _mha_dims(ins)
+    lq = ins[0].shape[0]
+    lk = ins[1].shape[0] if len(ins) > 1 else lq
+    return lq * e * e + lk * e * (k + v) + 2 * lq * lk * e + lq * e * e
+
+
+def _mha_build(p, ins):
+    e, k, v = _mha_dims(ins)
+    return _mods().MultiheadAttentionLayer(e, p["num_heads"], dropout=p["dropout"], bias=p["bias"],
+                                           kdim=None if k == e else k, vdim=None if v == e else v)
+
+
+register(LayerSpec(
+    type="MultiheadAttention", category="Core",
+    summary="lets every step of a sequence look at every other step (the core of transformers)",
+    doc="Each step asks a question (its query), every step offers a key and a value; a step's output is the "
+        "average of the values weighted by how well its query matches each key. num_heads heads do this in "
+        "parallel on slices of the features, each free to attend to something else. With one input it is "
+        "self-attention (query = key = value = the sequence); a second input gives the keys (and values), a third "
+        "the values, e.g. a decoder attending to an encoder. Input is (steps, features) with the batch first; the "
+        "features must divide evenly into the heads. The output has the query's shape.",
+    formula="Attention(Q, K, V) = softmax(QKᵀ/√d)·V,  Q = x·W_Q, K = x·W_K, V = x·W_V, d = features/num_heads; "
+            "heads joined and mixed by W_O",
+    params=(
+        Param("num_heads", INT, 4, "parallel attention heads (must divide the features)", min=1, max=1024,
+              effect="more heads = several kinds of relation at once, each on fewer features"),
+        Param("dropout", FLOAT, 0.0, "dropout on the attention weights while training", min=0.0, max=1.0),
+        Param("bias", BOOL, True, "learn biases in the input and output projections"),
+    ),
+    infer=_mha_infer, build=_mha_build, count_params=_mha_count, count_macs=_mha_macs,
+    min_inputs=1, max_inputs=3, key_params=("num_heads",),
+))
+
+
+# ----------------------------------------------------------------------------------------------------
 # Activations
 
 def _same(p, ins):
@@ -746,6 +818,29 @@ register(LayerSpec(
     params=(Param("dim", INT, 1, "dimension to join along (batch is 0)", min=-7, max=6),),
     infer=_concat_infer, build=lambda p, ins: _mods().ConcatLayer(p["dim"]),
     min_inputs=2, max_inputs=None, accepts="any", key_params=("dim",),
+))
+
+
+def _scale_infer(p, ins):
+    x, s = ins[0].shape, ins[1].shape
+    if len(s) != len(x) or any(b not in (a, 1) for a, b in zip(x, s)):
+        raise fail(f"Scale multiplies {_input_name(ins, 0)} {fmt(x)} by {_input_name(ins, 1)} {fmt(s)}, which needs "
+                   f"the second to have the same number of dimensions, each equal to the first's or 1",
+                   f"give the second input a shape such as {fmt((x[0],) + (1,) * (len(x) - 1))} (one factor per "
+                   f"channel) or {fmt(x)}")
+    return TensorInfo(x)
+
+
+register(LayerSpec(
+    type="Scale", category="Merge",
+    summary="multiplies its first input by its second, repeated where the second has size 1",
+    doc="Rescales x (the first input) by s (the second): s may have size 1 along any dimension where x is "
+        "larger, and is then repeated along it (PyTorch's broadcasting), e.g. one factor per channel (C, 1, 1) "
+        "over a feature map (C, H, W). This is how squeeze-and-excitation and other channel attention re-weight "
+        "feature maps. Use Multiply for inputs of equal shape.",
+    formula="y = x ⊙ s,  s repeated along its size-1 dimensions",
+    params=(), infer=_scale_infer, build=lambda p, ins: _mods().ScaleLayer(),
+    count_macs=lambda p, ins, out: out.numel, min_inputs=2, max_inputs=2,
 ))
 
 

@@ -95,3 +95,43 @@ class LSTMLayer(_Recurrent, nn.LSTM):
 
 class GRULayer(_Recurrent, nn.GRU):
     pass
+
+
+class ScaleLayer(nn.Module):
+    """x · s, with s repeated (broadcast) along the dimensions where it has size 1."""
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return x * s
+
+
+class MultiheadAttentionLayer(nn.MultiheadAttention):
+    """nn.MultiheadAttention, batch first, that takes one to three tensors (query; key and value default to the
+    query and the key: self-attention) and returns only the attended values (N, steps, embed_dim).
+
+    Subclassing PyTorch's class keeps its parameter names (in_proj_weight, out_proj.weight, ...), so the weights
+    load into hand-written PyTorch code unchanged."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 kdim: int | None = None, vdim: int | None = None):
+        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim, batch_first=True)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor | None = None,  # type: ignore[override]
+                value: torch.Tensor | None = None) -> torch.Tensor:
+        key = query if key is None else key
+        value = key if value is None else value
+        out, _ = super().forward(query, key, value, need_weights=False)
+        return out
+
+
+class PickLayer(nn.Module):
+    """One output of a block that gives several (a tuple): output `index`."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+
+    def forward(self, outputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return outputs[self.index]
+
+    def extra_repr(self) -> str:
+        return f"index={self.index}"

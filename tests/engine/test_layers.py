@@ -47,6 +47,10 @@ DELIBERATE: list[tuple[set[str] | None, str, str]] = [
     (CONV_POOL_2D, "needs an image (channels, height, width)", "a 2-d layer needs an image"),
     ({"Dropout2d"}, "works on feature maps (channels, height, width)", "Dropout2d needs an image"),
     (RECURRENT, "needs a sequence (steps, features)", "PyTorch would read (N, F) as one unbatched sequence"),
+    ({"MultiheadAttention"}, "needs sequences (steps, features)",
+     "PyTorch would read (N, F) as one unbatched sequence"),
+    ({"Scale"}, "which needs the second to have the same number of dimensions",
+     "the second input only repeats along its size-1 dimensions; the output keeps the first's shape"),
     (None, "needs real numbers but gets int64 token ids", "ids are not measurements; embed them first"),
 ]
 
@@ -382,7 +386,38 @@ def permute_case(draw):
     return {"dims": list(dims)}, [TensorInfo(s, draw(st.sampled_from([FLOAT32, INT64])))]
 
 
+@st.composite
+def attention_case(draw):
+    heads = draw(st.integers(1, 4))
+    embed = draw(st.integers(1, 12)) if rarely(draw, 5) else heads * draw(st.integers(1, 4))  # may not divide
+    ins = [TensorInfo((draw(st.integers(1, 6)), embed))]
+    n = draw(st.integers(1, 3))
+    if n > 1:  # a key (and a value) of their own sizes: kdim, vdim
+        steps = draw(st.integers(1, 6))
+        ins.append(TensorInfo((steps, draw(st.integers(1, 8)))))
+        if n > 2:
+            other = draw(st.integers(1, 6)) if rarely(draw, 5) else steps  # key and value steps may differ
+            ins.append(TensorInfo((other, draw(st.integers(1, 8)))))
+    if rarely(draw):  # not a sequence
+        ins[draw(st.integers(0, n - 1))] = TensorInfo(draw(shape(1, 3, 5)))
+    if rarely(draw, 20):
+        ins[0] = TensorInfo(ins[0].shape, INT64)
+    p = {"num_heads": heads, "dropout": draw(st.sampled_from([0.0, 0.0, 0.3])), "bias": draw(st.booleans())}
+    return p, ins
+
+
+@st.composite
+def scale_case(draw):
+    x = draw(shape(1, 3))
+    s = tuple(d if draw(st.booleans()) else 1 for d in x)
+    if rarely(draw, 4):  # another shape: may not repeat to x's, or have another rank
+        s = draw(shape(1, 3))
+    dtype = INT64 if rarely(draw, 20) else FLOAT32
+    return {}, [TensorInfo(x, dtype), TensorInfo(s)]
+
+
 STRATEGIES = {
+    "MultiheadAttention": attention_case, "Scale": scale_case,
     "Linear": linear_case, "Dropout": dropout_case, "Dropout2d": lambda: dropout_case(True),
     "Embedding": embedding_case, "Identity": identity_case,
     "Conv1d": lambda: conv_case(1), "Conv2d": lambda: conv_case(2), "ConvTranspose2d": lambda: conv_case(2, True),
@@ -429,6 +464,10 @@ def test_rule_matches_pytorch(layer_type, data):
 # Chosen cases: each parameter form at least once, both outcomes, independent of hypothesis's luck
 
 OK_CASES = [
+    ("MultiheadAttention", {"num_heads": 2}, [(5, 8)]),
+    ("MultiheadAttention", {"num_heads": 3, "dropout": 0.1, "bias": False}, [(4, 6), (7, 5), (7, 3)]),
+    ("Scale", {}, [(4, 3, 3), (4, 1, 1)]),
+    ("Scale", {}, [(6,), (6,)]),
     ("Linear", {"out_features": 5}, [(12,)]),
     ("Linear", {"out_features": 3, "bias": False}, [(7, 4)]),  # applied to every step
     ("Dropout", {"p": 1.0}, [(3, 4)]),
@@ -493,6 +532,9 @@ OK_CASES = [
 ]
 
 REFUSED_CASES = [
+    ("MultiheadAttention", {"num_heads": 3}, [(5, 8)]),
+    ("MultiheadAttention", {"num_heads": 2}, [(5, 8), (6, 4), (7, 4)]),
+    ("Scale", {}, [(4, 3, 3), (2, 1, 1)]),
     ("Linear", {}, [(3, 4, 4)]),
     ("Embedding", {"num_embeddings": 5, "embedding_dim": 2, "padding_idx": 5}, [((4,), INT64)]),
     ("Conv1d", {"out_channels": 4, "kernel_size": 5, "padding": "same", "padding_mode": "reflect"}, [(2, 2)]),

@@ -665,6 +665,10 @@ def test_engine_source_has_no_pickle_eval_or_exec():
     assert len(sources) > 5
     for path in sources:
         code = path.read_text(encoding="utf-8")
+        if path.name == "custom.py":  # the one trusted exec of a custom layer's code (tests/test_security.py)
+            marked = [line for line in code.splitlines() if "# trusted-exec: " in line]
+            assert len(marked) == 1
+            code = code.replace(marked[0], "")
         assert not re.search(r"\bpickle\b|\bmarshal\b|\bshelve\b", code), path
         assert not re.search(r"(?<![\w.])(eval|exec)\s*\(", code), path  # model.eval() is fine
 

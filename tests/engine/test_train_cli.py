@@ -135,3 +135,40 @@ def test_a_wrong_training_setting_is_named(tmp_path):
     r = layerloom("train", path, "--out", tmp_path / "run")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "no parameter 'restore_best_weights'" in r.stderr and "restore_best" in r.stderr
+
+
+def test_coach_prints_each_warning_with_its_cure(tmp_path, capsys):
+    """`layerloom train --coach`: a learning rate of 10 on a line fit makes the loss climb within a few steps, and
+    the coach says so as it happens, with the cure, and keeps its warnings in run.json. Run in this process through the
+    command's own parser."""
+    from engine import train_cli
+    from engine.cli import build_parser
+    g = engine.Graph()
+    g.connect(g.add_node("Input", shape=[1]), g.add_node("Linear", {"out_features": 1}))
+    path = tmp_path / "steep.layerloom"
+    engine.save_project(path, engine.Project(graph=g, name="steep", data={"source": "line", "params": {}},
+                                             loss={"type": "MSE", "params": {}},
+                                             optimizer={"type": "SGD", "params": {"lr": 10.0}},
+                                             training={"epochs": 2, "batch_size": 32}))
+
+    def train(out, coach):
+        flags = ["--coach"] if coach else []
+        args = build_parser().parse_args(["train", str(path), "--out", str(out), "--seed", "0", *flags])
+        args.argv = []
+        code = train_cli.run(args)
+        return code, capsys.readouterr().out
+
+    code, printed = train(tmp_path / "coached", True)
+    assert code == 0, printed
+    lines = [line for line in printed.splitlines() if line.startswith("coach: ")]
+    assert lines[0].startswith("coach: The training loss is rising") and "the learning rate 10 is probably too high" \
+        in lines[0]
+    assert " Try: Lower the learning rate about 10× (to 1)" in lines[0] and "learning-rate finder" in lines[0]
+    assert printed.index(lines[0]) < printed.index("epoch 2/2")  # as it happens, not at the end
+    assert lines[-1] == "coach: 1 warning, 1 still standing at the end"
+    saved = json.loads((tmp_path / "coached" / "run.json").read_text())
+    assert [w["kind"] for w in saved["coach"]] == ["lr_too_high"] and saved["coach"][0]["figures"]["lr"] == 10.0
+    # without the flag the coach stays silent
+    code, printed = train(tmp_path / "plain", False)
+    assert code == 0 and "coach:" not in printed and "coach" not in json.loads(
+        (tmp_path / "plain" / "run.json").read_text())

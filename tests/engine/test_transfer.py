@@ -392,3 +392,25 @@ def test_transfer_command_writes_the_start_weights_and_flags(tmp_path, capsys):
     assert torch.equal(load_file(str(tmp_path / "p.init.safetensors"))["linear_1.weight"], source.linear_1.weight)
     args = parser.parse_args(["transfer", str(tmp_path / "p.layerloom"), str(tmp_path / "missing.pt")])
     assert args.func(args) == 2 and "there is no file or folder" in capsys.readouterr().err
+
+
+def test_a_layer_inside_a_block_keeps_its_own_lr_factor():
+    from engine.blocks import edit_inner, group_into_block
+    from engine.builder import build_model
+    from engine.graph import Graph
+    from engine.runner import parameter_groups
+
+    g = Graph()
+    x = g.add_node("Input", shape=[4])
+    a = g.add_node("Linear", {"out_features": 6})
+    b = g.add_node("Linear", {"out_features": 3})
+    g.connect(x, a)
+    g.connect(a, b)
+    block, _ = group_into_block(g, [a, b], name="pair")
+    edit_inner(g, block, lambda inner: inner.set_training_flags(a, lr_factor=0.1))
+    model = build_model(g, seed=0)
+    groups = parameter_groups(model, 1e-2)
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_lr = {round(grp["lr"], 6): sorted(names[id(p)] for p in grp["params"]) for grp in groups}
+    assert by_lr == {0.01: [f"{block}.{b}.bias", f"{block}.{b}.weight"],
+                     0.001: [f"{block}.{a}.bias", f"{block}.{a}.weight"]}
