@@ -407,7 +407,7 @@ class MainWindow(QMainWindow):
             self.central.setCurrentWidget(self.view)
             self._show_docks(True)
             self._on_analyzed(doc.analysis)
-            QTimer.singleShot(0, self.view.fit)
+            QTimer.singleShot(0, lambda: self.view.fit(readable=True))  # once the docks have their sizes
             if doc.path:
                 self.settings.setValue("last_project", str(doc.path))
         else:

@@ -191,3 +191,18 @@ def test_the_startup_bench_reports_a_ratio():
                          text=True, timeout=180, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
     assert out.returncode == 0, out.stderr
     assert "ratio LayerLoom / bare window" in out.stdout
+
+
+def test_a_tall_template_opens_at_a_readable_zoom_and_f_fits_it_all(make_window, qtbot):
+    from gui.canvas.view import READABLE_ZOOM
+    w = make_window()
+    w.resize(1200, 700)
+    w.show()
+    w.new_from_template("residual_block")  # too tall to fit whole at a zoom where names can be read
+    qtbot.waitUntil(lambda: not w.view._fit_pending, timeout=5000)  # noqa: SLF001
+    qtbot.wait(50)  # the window's own fit after the docks settle
+    assert w.view.zoom() >= READABLE_ZOOM - 1e-9
+    inputs = w.view.mapFromScene(w.view.scene().nodes["input_1"].sceneBoundingRect().center())
+    assert w.view.viewport().rect().contains(inputs)  # the top of the network is what shows
+    w.view.fit()  # F: everything, however small
+    assert w.view.zoom() < READABLE_ZOOM
