@@ -2,6 +2,7 @@
 autosave, recent files and remembered settings. The window shows first; PyTorch loads in the background."""
 from __future__ import annotations
 
+import html
 import os
 import sys
 import threading
@@ -44,6 +45,7 @@ FILTER = "LayerLoom projects (*.layerloom);;All files (*)"
 MAX_RECENT = 10
 AUTOSAVE_MS = 60_000
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
+TRUST_TITLE = "This project contains custom code"
 
 
 class TorchWarmUp(QObject):
@@ -303,6 +305,8 @@ class MainWindow(QMainWindow):
 
     def _make_menus(self) -> None:
         self._make_transfer_actions()
+        self._make_custom_actions()
+        self._make_block_actions()
         bar = self.menuBar()
         m = bar.addMenu("&File")
         for act in (self.new_action, self.new_empty_action, self.open_action):
@@ -315,15 +319,23 @@ class MainWindow(QMainWindow):
         m.addAction(self.load_weights_action)
         m.aboutToShow.connect(self._update_transfer_actions)
         m.addSeparator()
+        m.addAction(self.import_block_action)
+        m.addAction(self.export_block_action)
+        m.addSeparator()
         m.addAction(self.quit_action)
         m = bar.addMenu("&Edit")
         for act in (self.undo_action, self.redo_action, None, self.cut_action, self.copy_action, self.paste_action,
                     self.duplicate_action, self.delete_action, None, self.select_all_action, self.find_action):
             m.addSeparator() if act is None else m.addAction(act)
+        m.addAction(self.add_custom_action)
         m.addSeparator()
         for act in (self.freeze_action, self.unfreeze_action, self.replace_head_action, self.load_weights_action):
             m.addAction(act)
         m.aboutToShow.connect(self._update_transfer_actions)
+        m.addSeparator()
+        for act in (self.group_action, self.ungroup_action, self.open_block_action, self.save_block_action):
+            m.addAction(act)
+        m.aboutToShow.connect(self._update_block_actions)
         m = bar.addMenu("&View")
         for act in (self.fit_action, self.zoom_in_action, self.zoom_out_action, self.reset_zoom_action,
                     self.tidy_action):
@@ -475,6 +487,7 @@ class MainWindow(QMainWindow):
         self.add_recent(path)
         self.settings.setValue("last_folder", str(path.parent))
         self.say(f"Opened {path}")
+        self._check_custom_code(doc)
         return True
 
     def save(self) -> bool:
@@ -666,7 +679,98 @@ class MainWindow(QMainWindow):
         self.autosaver.discard(self.autosaver.key_of(recovered))
         self._update_title()
         self.say(f"Restored unsaved work: {recovered.describe()}. Save it to keep it.")
+        self._check_custom_code(doc)
         return True
+
+    # ---- custom layers: Add Custom Layer and the trust banner --------------------------------------------------
+    def _make_custom_actions(self) -> None:
+        self.add_custom_action = self._action(
+            "Add &Custom Layer", self.add_custom_layer, "Ctrl+Shift+K",
+            "Add a layer written in Python (a small nn.Module class) and edit its code in the inspector")
+        text = self.banner.text
+        text.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
+        text.setOpenExternalLinks(False)
+        text.linkActivated.connect(self._follow_custom_link)
+        self._trust_banner_shown = False
+
+    def add_custom_layer(self) -> str:
+        """Add a Custom node with the starter code (a Swish activation, trusted: LayerLoom wrote it), selected so
+        that its code shows in the inspector; returns its id ("" when refused)."""
+        from engine.custom import DEFAULT_CODE, code_hash, trust
+
+        try:
+            trust(code_hash(DEFAULT_CODE))
+        except LayerLoomError as e:
+            self.say(str(e), "error")
+            return ""
+        if self.document is None:
+            self.new_empty()
+        try:
+            nid = self.view.add_layer("Custom")
+        except LayerLoomError as e:
+            self.say(str(e), "warning")
+            return ""
+        if nid:
+            self.inspector.show_node(nid)
+            self.inspector_dock.show()
+            self.inspector_dock.raise_()
+            self.say(f"Added {nid}: write its code in the inspector and press Apply (Ctrl+Enter)")
+        return nid
+
+    def _check_custom_code(self, doc: Document) -> None:
+        """A project with custom code that is not trusted here: nothing of it has run; say so, with Trust."""
+        from engine.custom import untrusted_code
+
+        found = untrusted_code(doc.graph)
+        if not found:
+            return
+        names = ", ".join(path for path, _ in found[:4]) + (" …" if len(found) > 4 else "")
+        self.show_banner(TRUST_TITLE,
+                         f"Custom layers ({html.escape(names)}) hold Python code that has not been trusted on this "
+                         f"computer, so it has not been run. Review it in the inspector; Trust runs it on this "
+                         f"computer.&nbsp;&nbsp;<a href='trust-code:'>Trust</a>&nbsp;&nbsp;"
+                         f"<a href='show-code:{html.escape(found[0][0])}'>Show code</a>", "warning")
+        self._trust_banner_shown = True
+        doc.analyzed.connect(self._hide_trust_banner_when_trusted)
+
+    def _hide_trust_banner_when_trusted(self, _analysis=None) -> None:
+        from engine.custom import untrusted_code
+
+        if self._trust_banner_shown and self.document is not None and not untrusted_code(self.document.graph):
+            self._trust_banner_shown = False
+            if self.banner.title.text() == TRUST_TITLE:  # not another message shown since
+                self.hide_banner()
+
+    def trust_custom_code(self) -> list[str]:
+        """Trust every custom layer of the open project (the banner's Trust) and work the shapes out again."""
+        from engine.custom import trust_graph
+
+        if self.document is None:
+            return []
+        try:
+            hashes = trust_graph(self.document.graph)
+        except LayerLoomError as e:
+            self.say(str(e), "error")
+            return []
+        self.document.reanalyze()
+        self._hide_trust_banner_when_trusted()
+        self.say(f"Trusted the custom code of this project ({len(hashes)} piece{'s' if len(hashes) != 1 else ''}); "
+                 f"it runs on this computer from now on")
+        return hashes
+
+    def _follow_custom_link(self, link) -> None:
+        text = link.toString() if hasattr(link, "toString") else str(link)
+        scheme, _, target = text.partition(":")
+        if scheme == "trust-code":
+            self.trust_custom_code()
+        elif scheme == "show-code" and self.document is not None:
+            node = target.split(".", 1)[0]  # a layer inside a block: show the block
+            if node in self.document.graph:
+                self.central.setCurrentWidget(self.view)
+                self.view.select_nodes([node])
+                self.inspector.show_node(node)
+                self.inspector_dock.show()
+                self.inspector_dock.raise_()
 
     # ---- edits ------------------------------------------------------------------------------------------
     def _add_layer(self, layer_type: str) -> None:
@@ -853,6 +957,204 @@ class MainWindow(QMainWindow):
         self.say(f"Replaced the head for {num_classes} classes ({what}); it starts from fresh weights when trained. "
                  f"Undo (Ctrl+Z) takes it back")
         return True
+
+    # ---- composite blocks: the menu entries and their slots ---------------------------------------------------
+    def _make_block_actions(self) -> None:
+        a = self._action
+        canvas = Qt.WidgetWithChildrenShortcut
+        self.group_action = a("&Group into Block…", self.group_selected, "Ctrl+G",
+                              "Replace the selected layers with one block that holds them", context=canvas)
+        self.ungroup_action = a("U&ngroup Block", self.ungroup_selected, "Ctrl+Shift+G",
+                                "Put the selected block's layers back in the network", context=canvas)
+        self.open_block_action = a("&Open Block", self.open_block, tip="See and edit the inside of the selected "
+                                   "block (or double-click it)")
+        self.save_block_action = a("Save Block to &Library…", self.save_block_to_library,
+                                   tip="Keep the selected block in your library, to add it to other networks "
+                                       "from the palette's Blocks")
+        self.import_block_action = a("&Import Block File…", self.import_block_file,
+                                     tip="Add a shared block file (.json) to your library")
+        self.export_block_action = a("E&xport Block File…", self.export_block_file,
+                                     tip="Write the selected block to a file to share it")
+        self.view.context_actions = [self.group_action, self.ungroup_action, self.open_block_action, None,
+                                     self.save_block_action, self.export_block_action]
+        self.view.node_activated.connect(self._on_node_activated)
+        self.view.selection_changed.connect(self._update_block_actions)
+        self.palette_widget.block_requested.connect(self.add_block)
+        self.block_dialog = None
+
+    def _update_block_actions(self, *_: object) -> None:
+        """Enabled by the selection (a locked model is refused by the slots, with the reason)."""
+        block = self._selected_block(quiet=True)
+        self.group_action.setEnabled(self.document is not None and bool(self.view.selected_nodes()))
+        self.ungroup_action.setEnabled(block is not None)
+        self.open_block_action.setEnabled(block is not None)
+        self.save_block_action.setEnabled(block is not None)
+        self.export_block_action.setEnabled(block is not None)
+
+    def _selected_block(self, quiet: bool = False) -> str | None:
+        """The one block selected on the canvas, or None (and, unless quiet, a message saying what to select)."""
+        doc = self.document
+        ids = self.view.selected_nodes() if doc is not None else []
+        found = [n for n in ids if n in doc.graph and doc.graph.nodes[n].type == "Block"] if doc is not None else []
+        if len(found) == 1 and len(ids) == 1:
+            return found[0]
+        if not quiet:
+            self.say("Select one block on the canvas first" if not found else
+                     "Select only one block: this acts on one block at a time", "warning")
+        return None
+
+    def _ask_text(self, title: str, label: str, default: str) -> str | None:
+        """A line of text from the user (the default under LAYERLOOM_NO_DIALOGS); None when cancelled."""
+        if os.environ.get("LAYERLOOM_NO_DIALOGS"):
+            return default
+        from PySide6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getText(self, title, label, text=default)
+        return text.strip() if ok and text.strip() else None
+
+    def group_selected(self, name: str | None = None) -> str | None:
+        """Edit ▸ Group into Block (Ctrl+G): the selected layers become one block (asked for a name), as one undo
+        step. Returns the block's id; None, with the engine's reason in the status bar, when refused."""
+        doc = self.document
+        if doc is None:
+            return None
+        ids = self.view.selected_nodes()
+        if not ids:
+            self.say("Select the layers to group into a block first", "warning")
+            return None
+        if name is None:
+            name = self._ask_text("Group into Block", "Name of the block (letters, digits, _ or -):", "block")
+            if name is None:
+                return None
+        try:
+            block_id = doc.group_into_block(ids, name)
+        except LayerLoomError as e:
+            self.say(f"Cannot group into a block: {e}", "warning")
+            return None
+        self.view.select_nodes([block_id])
+        self.say(f"Grouped {len(ids)} layer{'s' if len(ids) != 1 else ''} into {block_id}: double-click it to see "
+                 f"inside, Ctrl+Shift+G ungroups it")
+        return block_id
+
+    def ungroup_selected(self) -> list[str]:
+        """Edit ▸ Ungroup Block (Ctrl+Shift+G): the selected block's layers back in the network, one undo step."""
+        doc = self.document
+        block_id = self._selected_block()
+        if doc is None or block_id is None:
+            return []
+        try:
+            ids = doc.ungroup(block_id)
+        except LayerLoomError as e:
+            self.say(f"Cannot ungroup {block_id}: {e}", "warning")
+            return []
+        self.view.select_nodes(ids)
+        self.say(f"Ungrouped {block_id} into {len(ids)} layer{'s' if len(ids) != 1 else ''}")
+        return ids
+
+    def _on_node_activated(self, node_id: str) -> None:
+        doc = self.document
+        if doc is not None and node_id in doc.graph and doc.graph.nodes[node_id].type == "Block":
+            self.open_block(node_id)
+
+    def open_block(self, block_id: str | None = None):
+        """Edit ▸ Open Block (or double-click a block): its inside in an editor dialog (kept as `block_dialog`);
+        Apply or Back puts the edits in the network as one undo step. Returns the dialog, or None."""
+        from .block_view import BlockEditorDialog
+
+        doc = self.document
+        block_id = block_id or self._selected_block()
+        if doc is None or block_id is None:
+            return None
+        doc.reanalyze()  # the shapes coming into the block, up to date
+        try:
+            dialog = BlockEditorDialog(doc, block_id, (doc.project.name or "network",), self)
+        except LayerLoomError as e:
+            self.say(str(e), "warning")
+            return None
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.message.connect(self.say)
+        dialog.setModal(True)
+        dialog.show()
+        self.block_dialog = dialog
+        return dialog
+
+    def save_block_to_library(self, name: str | None = None, description: str | None = None,
+                              overwrite: bool = False) -> Path | None:
+        """Edit ▸ Save Block to Library…: the selected block's definition in the user's library (asked for a name
+        and a description), then listed in the palette's Blocks. Returns the file written, or None."""
+        from engine import blocks
+
+        doc = self.document
+        block_id = self._selected_block()
+        if doc is None or block_id is None:
+            return None
+        definition = blocks.definition_of(doc.graph, block_id)
+        if name is None:
+            name = self._ask_text("Save Block to Library", "Name of the block in your library:", definition.name)
+            if name is None:
+                return None
+        if description is None:
+            description = self._ask_text("Save Block to Library", "What it does (one sentence, may be empty):",
+                                         definition.description) or ""
+        definition.name, definition.description = name, description
+        try:
+            path = blocks.save_block(definition, overwrite=overwrite)
+        except LayerLoomError as e:
+            self.say(f"Cannot save the block: {e}", "warning")
+            return None
+        self.palette_widget.refresh_blocks()
+        self.say(f"Saved the block {name} to your library ({path}); it is in the palette's Blocks")
+        return path
+
+    def add_block(self, definition) -> str:
+        """Add an instance of a block definition (from the palette's Blocks) as one undo step; returns its id."""
+        if self.document is None:
+            self.new_empty()
+        return self.view.add_block(definition)
+
+    def import_block_file(self, path: str | os.PathLike | None = None) -> Path | None:
+        """File ▸ Import Block File…: add a shared block file to the library (and the palette)."""
+        from engine import blocks
+
+        if path is None:
+            if os.environ.get("LAYERLOOM_NO_DIALOGS"):
+                return None
+            path, _ = QFileDialog.getOpenFileName(self, "Import a block", str(Path.home()),
+                                                  "LayerLoom blocks (*.json);;All files (*)")
+            if not path:
+                return None
+        try:
+            saved = blocks.import_block_file(path)
+        except LayerLoomError as e:
+            self.say(f"Cannot import {Path(path).name}: {e}", "warning")
+            return None
+        self.palette_widget.refresh_blocks()
+        self.say(f"Imported the block {blocks.read_block_file(saved).name} into your library")
+        return saved
+
+    def export_block_file(self, path: str | os.PathLike | None = None) -> Path | None:
+        """File ▸ Export Block File…: write the selected block's definition to a file to share it."""
+        from engine import blocks
+
+        doc = self.document
+        block_id = self._selected_block()
+        if doc is None or block_id is None:
+            return None
+        definition = blocks.definition_of(doc.graph, block_id)
+        if path is None:
+            if os.environ.get("LAYERLOOM_NO_DIALOGS"):
+                return None
+            path, _ = QFileDialog.getSaveFileName(self, "Export the block", str(Path.home() / blocks.block_file_name(
+                definition.name)), "LayerLoom blocks (*.json);;All files (*)")
+            if not path:
+                return None
+        try:
+            written = blocks.write_block_file(definition, path)
+        except LayerLoomError as e:
+            self.say(f"Cannot export the block: {e}", "warning")
+            return None
+        self.say(f"Exported {block_id} to {written}")
+        return written
 
     # ---- hyper-parameter search: the Search dock -------------------------------------------------------------
     @property

@@ -239,3 +239,41 @@ class MacroCommand(QUndoCommand):
     def undo(self) -> None:
         for c in reversed(self.commands):
             c.undo()
+
+
+class BlockEditCommand(QUndoCommand):
+    """Group a selection into a block, or ungroup one (engine.blocks): the first redo runs `do(graph)`, which
+    makes the edit and returns its info; undo and every later redo replay that info with engine.blocks.undo/redo,
+    so the graph comes back exactly (to_dict() identical) and a redo gives the same ids."""
+
+    def __init__(self, graph: Graph, do, text: str, parent: QUndoCommand | None = None):
+        super().__init__(parent)
+        self.graph, self._do = graph, do
+        self.info: dict[str, Any] | None = None
+        self.result: Any = None
+        self.setText(text)
+
+    def redo(self) -> None:
+        from engine import blocks
+
+        if self.info is None:
+            self.result, self.info = self._do(self.graph)
+        else:
+            blocks.redo(self.graph, self.info)
+
+    def undo(self) -> None:
+        from engine import blocks
+
+        blocks.undo(self.graph, self.info)
+
+
+class SetInnerGraphCommand(SetParamsCommand):
+    """Replace a block's inner graph (what its editor gives back) as one undo step; never merged with the edit
+    before it, so two visits to a block are two steps."""
+
+    def __init__(self, graph: Graph, node_id: str, inner: dict[str, Any], parent: QUndoCommand | None = None):
+        super().__init__(graph, node_id, {"graph": inner}, parent)
+        self.setText(f"Edit inside {node_id}")
+
+    def id(self) -> int:  # noqa: A003 - Qt's name
+        return -1

@@ -234,7 +234,12 @@ class Document(QObject):
         """Validate, then push; a bad value raises ParamError (with the allowed range) and changes nothing."""
         node = self.graph.node(node_id)
         checked = node.spec.validate_params(dict(params), base=node.params)
-        changed = {k: checked[k] for k in params if node.params.get(k) != checked[k]}
+        if checked == node.params:
+            return
+        # a block's exposed name or a custom layer's argument is not itself a key of the checked parameters: it is
+        # handed on as given (the graph maps it to what it stands for)
+        changed = {k: checked[k] if k in checked else v for k, v in params.items()
+                   if k not in checked or node.params.get(k) != checked[k]}
         if changed:
             self.push(SetParamsCommand(self.graph, node_id, changed))
 
@@ -385,6 +390,71 @@ class Document(QObject):
         positions = layered_layout(self.graph)
         self.move_nodes({nid: (self.graph.nodes[nid].position, pos) for nid, pos in positions.items()},
                         text="Tidy layout")
+
+    # ---- composite blocks (engine.blocks) -------------------------------------------------------------------
+    def group_into_block(self, node_ids: list[str], name: str = "block", description: str = "") -> str:
+        """Replace the selected nodes with one Block node holding them, as one undo step; returns its id. A refused
+        selection (an Input in it, a loop, nothing selected …) raises the engine's GraphError and pushes nothing."""
+        from engine import blocks
+
+        from .commands import BlockEditCommand
+
+        if self._locked:
+            raise LockedError(self._locked)
+        ids = [n for n in dict.fromkeys(node_ids)]
+        blocks.group_into_block(self.graph.copy(), ids, name, description)  # refuses before anything changes
+        cmd = BlockEditCommand(self.graph, lambda g: blocks.group_into_block(g, ids, name, description),
+                               f"Group {len(ids)} node{'s' if len(ids) != 1 else ''} into {name}")
+        self.push(cmd)
+        return cmd.result
+
+    def ungroup(self, block_id: str) -> list[str]:
+        """Put a block's inner layers back in the graph in its place, as one undo step; returns their ids.
+        GraphError (nothing pushed) when the node is not a block or cannot be ungrouped as it is wired."""
+        from engine import blocks
+
+        from .commands import BlockEditCommand
+
+        if self._locked:
+            raise LockedError(self._locked)
+        blocks.ungroup(self.graph.copy(), block_id)  # refuses before anything changes
+
+        def do(g: Graph):
+            info = blocks.ungroup(g, block_id)
+            return info["nodes"], info
+
+        cmd = BlockEditCommand(self.graph, do, f"Ungroup {block_id}")
+        self.push(cmd)
+        return list(cmd.result)
+
+    def set_inner_graph(self, block_id: str, inner: dict[str, Any]) -> bool:
+        """Give a block a new inner graph (Graph.to_dict() form, as its editor returns it) as one undo step.
+        ParamError (nothing pushed) when the inner graph does not make a block. Returns whether it changed."""
+        from .commands import SetInnerGraphCommand
+
+        node = self.graph.node(block_id)
+        if node.type != "Block":
+            raise GraphError(f"{block_id} is a {node.type}, not a block")
+        checked = node.spec.validate_params({"graph": inner}, base=node.params)
+        if checked["graph"] == node.params.get("graph"):
+            return False
+        self.push(SetInnerGraphCommand(self.graph, block_id, checked["graph"]))
+        return True
+
+    def add_block(self, definition, position: tuple[float, float] = (0.0, 0.0),
+                  values: dict[str, Any] | None = None) -> str:
+        """Add an instance of a block definition (engine.blocks.BlockDefinition), its exposed parameters set from
+        `values`, as one undo step; returns its id. ParamError when the definition or a value does not fit."""
+        from engine.blocks import BLOCK, block_prefix, validate_block_params
+
+        params = definition.params()
+        if values:
+            params = validate_block_params(dict(values), params)
+        node_id = self.graph.free_id(block_prefix(params["block"]))
+        cmd = AddNodeCommand(self.graph, BLOCK, params, position, node_id=node_id)
+        cmd.setText(f"Add the block {params['block']}")
+        self.push(cmd)
+        return cmd.node_id
 
     # ---- clipboard ---------------------------------------------------------------------------------------
     def copy_nodes(self, node_ids: list[str]) -> dict[str, Any]:

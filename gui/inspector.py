@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QPushButton,
     QScrollArea,
     QSizePolicy,
     QSpinBox,
@@ -32,13 +33,16 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from engine.errors import GraphError, ParamError
+from engine.blocks import block_parameters, exposed_values
+from engine.custom import code_hash, is_trusted, trust
+from engine.errors import GraphError, LayerLoomError, ParamError
 from engine.graph import MAX_LR_FACTOR
 from engine.layers import fmt
 from engine.params import BOOL, CHOICE, FLOAT, FLOATS, INT, INT_TUPLE, INTS, PADDING, Param
 from engine.units import format_bytes, format_count
 
 from .colors import ERROR_COLOR, WARNING_COLOR, category_color
+from .custom_editor import CustomLayerEditor, push_params
 from .palette import blend, category_icon, ports_text, spec_html
 
 _INT_MIN, _INT_MAX = -(2**31) + 1, 2**31 - 1
@@ -285,6 +289,20 @@ class _Editor:
                                   if message and isinstance(self.widget, QLineEdit) else "")
 
 
+def node_value(node, name: str) -> Any:
+    """A parameter's value as the inspector shows it: a block's exposed name reads its first inner target, a custom
+    layer's argument reads its "arguments"."""
+    if node.type == "Block" and name not in node.params:
+        return exposed_values(node.params).get(name)
+    if node.type == "Custom" and name not in node.params:
+        return node.params.get("arguments", {}).get(name)
+    return node.params.get(name)
+
+
+UNTRUSTED_TEXT = ("This code has not been run: it came with the project and has not been trusted on this computer. "
+                  "Read it first; Trust runs it (code can do anything your account can).")
+
+
 # ---- the widget ---------------------------------------------------------------------------------------------
 class InspectorWidget(QWidget):
     """Edits the selected node of a Document. `message(str)` carries status-bar text (what changed, or why a
@@ -301,6 +319,9 @@ class InspectorWidget(QWidget):
         self._editors: dict[str, _Editor] = {}
         self._by_widget: dict[QObject, str] = {}
         self._focused: str | None = None
+        self._custom: CustomLayerEditor | None = None  # the code editor of a Custom node
+        self._trust_row: QWidget | None = None
+        self._block_summary: QLabel | None = None  # the inner layers of a Block node
 
         self.stack = QStackedWidget(self)
         layout = QVBoxLayout(self)
@@ -495,6 +516,9 @@ class InspectorWidget(QWidget):
         self._editors.clear()
         self._by_widget.clear()
         self._focused = None
+        if self._custom is not None:
+            self._custom.blockSignals(True)
+        self._custom = self._trust_row = self._block_summary = None
         while self.form_host_layout.count():
             item = self.form_host_layout.takeAt(0)
             if item.widget() is not None:
@@ -543,13 +567,166 @@ class InspectorWidget(QWidget):
         self.params_title.setVisible(bool(spec.params))
         self.no_params.setVisible(not spec.params)
         self.hint.setVisible(bool(spec.params))
+        if node.type == "Custom":
+            self._build_custom(node)
+        elif node.type == "Block":
+            self._build_block(node, form, form_widget)
         self._set_hint(None)
 
-    def _make_editor(self, param: Param, node_id: str, parent: QWidget) -> _Editor:
+    # ---- custom layers and blocks ----------------------------------------------------------------------------
+    def custom_editor(self) -> CustomLayerEditor | None:
+        """The code editor of the shown Custom node (None for other nodes)."""
+        return self._custom
+
+    def block_summary_text(self) -> str:
+        """The read-only summary of the shown block's inner layers ("" for other nodes)."""
+        return self._block_summary.text() if self._block_summary is not None else ""
+
+    def _build_custom(self, node) -> None:
+        self.params_title.setVisible(True)
+        self.no_params.hide()
+        host = QWidget(self.form_host)
+        col = QVBoxLayout(host)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(6)
+        self._trust_row = QWidget(host)
+        row = QHBoxLayout(self._trust_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        note = QLabel(UNTRUSTED_TEXT, self._trust_row)
+        note.setWordWrap(True)
+        note.setStyleSheet(f"color: {WARNING_COLOR};")
+        row.addWidget(note, 1)
+        trust_button = QPushButton("Trust", self._trust_row)
+        trust_button.setObjectName("customTrust")
+        trust_button.setToolTip("run this code on this computer from now on (remembered for this exact code)")
+        trust_button.clicked.connect(self._trust_custom)
+        row.addWidget(trust_button, 0, Qt.AlignmentFlag.AlignTop)
+        col.addWidget(self._trust_row)
+        self._custom = CustomLayerEditor(host)
+        self._custom.apply_requested.connect(self._apply_custom)
+        col.addWidget(self._custom)
+        self.form_host_layout.addWidget(host)
+        host.show()
+
+    def _trust_custom(self) -> None:
+        doc, nid = self._doc, self._node_id
+        node = doc.node_or_none(nid) if doc is not None and nid else None
+        if node is None or node.type != "Custom":
+            return
+        try:
+            trust(code_hash(node.params["code"]))
+        except LayerLoomError as e:  # the trust file cannot be written
+            self.message.emit(str(e))
+            return
+        self.message.emit(f"{nid}: its code is trusted on this computer and runs now")
+        doc.reanalyze()
+
+    def _apply_custom(self) -> None:
+        """Commit the code, class name and arguments as one undo step. Code the user changed here is theirs, so
+        it is trusted; code that came with the project stays untrusted until Trust is pressed."""
+        doc, nid, ed = self._doc, self._node_id, self._custom
+        node = doc.node_or_none(nid) if doc is not None and nid else None
+        if node is None or ed is None or not isValid(self):
+            return
+        try:
+            values = ed.values()
+            checked = node.spec.validate_params(values, base=node.params)
+            if checked["code"] != node.params["code"] or is_trusted(code_hash(node.params["code"])):
+                trust(code_hash(checked["code"]))
+            changed = push_params(doc, nid, values, merge=False, text=f"Edit the custom layer {nid}")
+        except (ParamError, GraphError) as e:
+            ed.show_error(str(e))
+            self.message.emit(str(e))
+            return
+        if changed:
+            self.message.emit(f"{nid}: the custom layer's code applied")
+        else:
+            doc.reanalyze()  # nothing changed, but a trust given just now shows at once
+
+    def _refresh_custom(self, info) -> None:
+        ed = self._custom
+        node = self._doc.node_or_none(self._node_id) if self._doc is not None and self._node_id else None
+        if ed is None or node is None:
+            return
+        self._trust_row.setVisible(not is_trusted(code_hash(node.params["code"])))
+        err = info.error if info is not None else None
+        if err is None or info.waiting:
+            ed.show_error("")
+            shape = fmt(info.shape) if info is not None and info.shape is not None else "…"
+            ed.status.setText(f"<span style='color:{self._muted}'>output {html.escape(shape)}</span>"
+                              if info is not None and info.shape is not None else "")
+            return
+        ed.status.setText("")
+        if not is_trusted(code_hash(node.params["code"])):
+            ed.show_error("")  # the note above the code says it (and offers Trust)
+            return
+        ed.show_error(err.reason + (f" — {err.hint}" if err.hint else ""), getattr(err, "line", None))
+
+    def _build_block(self, node, form: QFormLayout, form_widget: QWidget) -> None:
+        exposed = block_parameters(node)
+        for p in exposed:
+            if p.param is None:  # a text argument of an inner custom layer: shown, edited inside the block
+                value = QLabel(str(p.value), form_widget)
+                value.setToolTip(f"sets {', '.join(p.targets)}")
+                form.addRow(QLabel(p.name, form_widget), value)
+                continue
+            editor = self._make_editor(p.param, node.id, form_widget, searchable=False)
+            label = QLabel(p.name, form_widget)
+            tip = param_tooltip(p.param) + f"<br>Sets {html.escape(', '.join(p.targets))}"
+            label.setToolTip(tip)
+            editor.widget.setToolTip(tip)
+            label.setBuddy(editor.widget)
+            field = QWidget(form_widget)
+            col = QVBoxLayout(field)
+            col.setContentsMargins(0, 0, 0, 0)
+            col.setSpacing(2)
+            col.addWidget(editor.widget)
+            col.addWidget(editor.error)
+            form.addRow(label, field)
+            self._editors[p.name] = editor
+            self._by_widget[editor.widget] = p.name
+            self._by_widget[label] = p.name
+            label.installEventFilter(self)
+        self.params_title.setVisible(bool(exposed))
+        self.no_params.setVisible(not exposed)
+        self.hint.setVisible(bool(exposed))
+        self._block_summary = QLabel(self.form_host)
+        self._block_summary.setObjectName("blockSummary")
+        self._block_summary.setWordWrap(True)
+        self._block_summary.setTextFormat(Qt.TextFormat.RichText)
+        self._block_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.form_host_layout.addWidget(self._block_summary)
+        self._block_summary.show()
+
+    def _refresh_block(self, info) -> None:
+        label = self._block_summary
+        node = self._doc.node_or_none(self._node_id) if self._doc is not None and self._node_id else None
+        if label is None or node is None or node.type != "Block":
+            return
+        from engine.blocks import inner
+
+        graph = inner(node.params).graph
+        layers = [n for n in graph.nodes.values() if n.type not in ("BlockInput", "BlockOutput")]
+        inner_info = info.inner if info is not None else None
+        rows = []
+        for n in layers:
+            ni = inner_info.nodes.get(n.id) if inner_info is not None else None
+            shape = fmt(ni.shape) if ni is not None and ni.shape is not None else "—"
+            count = f"{ni.params:,d}" if ni is not None and ni.error is None else "—"
+            rows.append(f"<tr><td>{html.escape(n.id)}<br><span style='color:{self._muted}'>{html.escape(n.type)}"
+                        f"</span></td><td align='right' nowrap>{html.escape(shape)}</td>"
+                        f"<td align='right'>{count}</td></tr>")
+        total = f"{info.params:,d} parameters" if info is not None and info.error is None else "parameters: —"
+        label.setText(f"<b>Inside: {len(layers)} layer{'s' if len(layers) != 1 else ''}</b>, {total}"
+                      f"<table cellspacing='0' cellpadding='2' width='100%'>"
+                      f"<tr style='color:{self._muted}'><td>layer</td><td align='right'>output</td>"
+                      f"<td align='right'>params</td></tr>{''.join(rows)}</table>")
+
+    def _make_editor(self, param: Param, node_id: str, parent: QWidget, searchable: bool = True) -> _Editor:
         editor: list[_Editor] = []
         w, error = param_editor(param, parent, f"param_{param.name}", self, lambda: self._commit(editor[0]))
         editor.append(_Editor(param, node_id, w, error))
-        if param.kind in SEARCHABLE_KINDS:
+        if searchable and param.kind in SEARCHABLE_KINDS:
             action = QAction(SEARCH_ACTION_TEXT, w)
             action.setToolTip(f"try several values of {param.name} in a hyper-parameter search (Run ▸ Search)")
             target = f"node:{node_id}.{param.name}"
@@ -567,12 +744,15 @@ class InspectorWidget(QWidget):
         if node is None:
             return
         name = editor.param.name
-        current = node.params.get(name)
+        current = node_value(node, name)
         try:
             value = editor.read(node.type)
             if value == current and not isinstance(editor.widget, QLineEdit):
                 return
-            doc.set_params(editor.node_id, {name: value})
+            if node.type == "Block":  # an exposed name sets inner layers: one undo step, undone exactly
+                push_params(doc, editor.node_id, {name: value})
+            else:
+                doc.set_params(editor.node_id, {name: value})
         except (ParamError, GraphError) as e:
             editor.show_error(str(e))
             if editor.node_id == self._node_id:
@@ -582,23 +762,28 @@ class InspectorWidget(QWidget):
         editor.show_error("")
         new = doc.node_or_none(editor.node_id)
         if new is not None:
-            editor.write(new.params.get(name))  # the canonical form: "3, 3" reads back as 3
-            if new.params.get(name) != current:
+            value = node_value(new, name)
+            editor.write(value)  # the canonical form: "3, 3" reads back as 3
+            if value != current:
                 self.message.emit(f"{editor.node_id}: {name} {format_value(editor.param, current) or 'not set'}"
-                                  f" → {format_value(editor.param, new.params.get(name)) or 'not set'}")
+                                  f" → {format_value(editor.param, value) or 'not set'}")
 
     def _refresh_values(self) -> None:
         node = self._doc.node_or_none(self._node_id) if self._doc is not None and self._node_id else None
         if node is None:
             return
         for name, editor in self._editors.items():
-            editor.write(node.params.get(name))
+            editor.write(node_value(node, name))
+        if self._custom is not None and node.type == "Custom":
+            self._custom.set_values(node.params)
 
     def _refresh_analysis(self) -> None:
         doc, nid = self._doc, self._node_id
         if doc is None or nid is None:
             return
         info = doc.analysis.nodes.get(nid)
+        self._refresh_custom(info)
+        self._refresh_block(info)
         values = self._stat_values
         ins = []
         for src in doc.graph.inputs_of(nid) if nid in doc.graph else []:

@@ -35,13 +35,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import UnknownLayerError
+from engine import blocks as block_lib
+from engine.errors import ProjectError, UnknownLayerError
 from engine.layers import CATEGORIES, LayerSpec, by_category, get_spec
 
 from .colors import category_color, layer_color
 from .document import LAYER_MIME
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole  # the layer type of a layer row; None on a category row
+BLOCK_ROLE = Qt.ItemDataRole.UserRole + 1  # a block row's key ("shipped:res_block", "library:my_block")
+BLOCK_MIME = "application/x-layerloom-block"  # a Blocks row's drag: the block definition as JSON (UTF-8)
+BLOCKS = "Blocks"
 _ICON_SIZES = (16, 20, 24, 32, 48)
 _icons: dict[str, QIcon] = {}
 
@@ -92,6 +96,13 @@ def _glyph(p: QPainter, category: str) -> None:
     elif category == "Merge":  # two wires joining
         p.drawPolyline([QPointF(5, 7), QPointF(11, 12), QPointF(19, 12)])
         p.drawLine(QPointF(5, 17), QPointF(11, 12))
+    elif category == BLOCKS:  # three layers stacked in a frame
+        pen.setWidthF(1.5)
+        p.setPen(pen)
+        p.drawRoundedRect(QRectF(5, 4.5, 14, 15), 2.5, 2.5)
+        p.setBrush(white)
+        for y in (7.5, 11, 14.5):
+            p.drawRect(QRectF(8, y, 8, 1.6))
     elif category == "Shape":  # a tall block becomes a wide one
         pen.setWidthF(1.6)
         p.setPen(pen)
@@ -146,6 +157,38 @@ def search_icon(color: QColor) -> QIcon:
     p.drawLine(QPointF(19, 19), QPointF(26, 26))
     p.end()
     return QIcon(pix)
+
+
+def block_mime_data(definition: block_lib.BlockDefinition) -> QMimeData:
+    """What a drag from the Blocks category carries: the definition as JSON under BLOCK_MIME."""
+    import json
+
+    mime = QMimeData()
+    mime.setData(BLOCK_MIME, json.dumps(definition.to_dict()).encode("utf-8"))
+    mime.setText(definition.name)
+    return mime
+
+
+def block_html(definition: block_lib.BlockDefinition, where: str, palette: QPalette) -> str:
+    """A block of the palette explained: its name, where it comes from, description, exposed parameters and
+    inner layers."""
+    text, base = palette.color(QPalette.ColorRole.Text), palette.color(QPalette.ColorRole.Base)
+    muted = _hex(blend(text, base, 0.42))
+    accent = QColor(category_color(BLOCKS))
+    esc = html.escape
+    layers = [n["type"] for n in definition.graph.get("nodes", [])
+              if n.get("type") not in (block_lib.PORT_IN, block_lib.PORT_OUT)]
+    exposed = ", ".join(esc(k) for k in definition.exposed) or "none"
+    source = "Shipped with LayerLoom" if where == "shipped" else "Your block library"
+    return (f"<div style='font-size:13pt; font-weight:600'>{esc(definition.name)}</div>"
+            f"<div style='color:{accent.name()}; font-weight:600; margin-top:2px'>Block"
+            f"<span style='color:{muted}; font-weight:normal'> · {source}</span></div>"
+            f"<p style='margin-top:8px; line-height:130%'>{esc(definition.description or 'No description.')}</p>"
+            f"<p style='margin-top:6px; color:{muted}'>Inside: {len(layers)} layer{'s' if len(layers) != 1 else ''}"
+            f" ({esc(', '.join(dict.fromkeys(layers)))})</p>"
+            f"<p style='margin-top:4px; color:{muted}'>Parameters: {exposed}</p>"
+            f"<p style='margin-top:4px; color:{muted}'><i>Drag it onto the canvas, or double-click to add it; "
+            f"double-click the block on the canvas to see inside.</i></p>")
 
 
 def layer_mime_data(layer_type: str) -> QMimeData:
@@ -217,22 +260,33 @@ class _LayerTree(QTreeWidget):
     """The category tree; a drag carries the layer type (never a category), Enter adds the current layer."""
 
     activated_layer = Signal(str)
+    activated_block = Signal(str)  # a Blocks row's key
+    block_definition = None  # set by the palette: key -> BlockDefinition
 
     def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt's name
-        return [LAYER_MIME, "text/plain"]
+        return [LAYER_MIME, BLOCK_MIME, "text/plain"]
 
     def mimeData(self, items) -> QMimeData:  # noqa: N802 - Qt's name
+        keys = [k for k in (i.data(0, BLOCK_ROLE) for i in items) if k]
+        if keys and self.block_definition is not None:
+            return block_mime_data(self.block_definition(keys[0]))
         types = [t for t in (i.data(0, TYPE_ROLE) for i in items) if t]
         return layer_mime_data(types[0]) if types else QMimeData()
 
     def startDrag(self, actions) -> None:  # noqa: N802 - Qt's name
         item = self.currentItem()
+        key = item.data(0, BLOCK_ROLE) if item is not None else None
         layer_type = item.data(0, TYPE_ROLE) if item is not None else None
-        if not layer_type:
-            return
         drag = QDrag(self)
-        drag.setMimeData(layer_mime_data(layer_type))
-        chip = _drag_chip(layer_type, self.font(), self.palette(), self.devicePixelRatioF())
+        if key and self.block_definition is not None:
+            definition = self.block_definition(key)
+            drag.setMimeData(block_mime_data(definition))
+            chip = _drag_chip(definition.name, self.font(), self.palette(), self.devicePixelRatioF(), BLOCKS)
+        elif layer_type:
+            drag.setMimeData(layer_mime_data(layer_type))
+            chip = _drag_chip(layer_type, self.font(), self.palette(), self.devicePixelRatioF())
+        else:
+            return
         drag.setPixmap(chip)
         drag.setHotSpot(chip.rect().center() / chip.devicePixelRatio())
         drag.exec(Qt.DropAction.CopyAction)
@@ -242,10 +296,13 @@ class _LayerTree(QTreeWidget):
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and item is not None and item.data(0, TYPE_ROLE):
             self.activated_layer.emit(item.data(0, TYPE_ROLE))
             return
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and item is not None and item.data(0, BLOCK_ROLE):
+            self.activated_block.emit(item.data(0, BLOCK_ROLE))
+            return
         super().keyPressEvent(event)
 
 
-def _drag_chip(layer_type: str, font: QFont, palette: QPalette, dpr: float) -> QPixmap:
+def _drag_chip(layer_type: str, font: QFont, palette: QPalette, dpr: float, category: str | None = None) -> QPixmap:
     """The picture under the cursor while dragging: the layer's icon and name on a rounded card."""
     fm = QFontMetrics(font)
     w, h = fm.horizontalAdvance(layer_type) + 46, max(30, fm.height() + 14)
@@ -254,10 +311,10 @@ def _drag_chip(layer_type: str, font: QFont, palette: QPalette, dpr: float) -> Q
     pix.fill(Qt.GlobalColor.transparent)
     p = QPainter(pix)
     p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    p.setPen(QPen(QColor(layer_color(layer_type)), 1.5))
+    p.setPen(QPen(QColor(category_color(category) if category else layer_color(layer_type)), 1.5))
     p.setBrush(palette.color(QPalette.ColorRole.Base))
     p.drawRoundedRect(QRectF(1, 1, w - 2, h - 2), 7, 7)
-    layer_icon(layer_type).paint(p, 8, (h - 20) // 2, 20, 20)
+    (category_icon(category) if category else layer_icon(layer_type)).paint(p, 8, (h - 20) // 2, 20, 20)
     p.setPen(palette.color(QPalette.ColorRole.Text))
     p.setFont(font)
     p.drawText(QRectF(34, 0, w - 40, h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, layer_type)
@@ -271,6 +328,7 @@ class PaletteWidget(QWidget):
 
     add_requested = Signal(str)
     layer_selected = Signal(str)
+    block_requested = Signal(object)  # a BlockDefinition to add (double-click or Enter on a Blocks row)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -335,7 +393,12 @@ class PaletteWidget(QWidget):
         self._items: dict[str, QTreeWidgetItem] = {}
         self._categories: dict[str, QTreeWidgetItem] = {}
         self._specs: dict[str, LayerSpec] = {}
+        self._blocks_item: QTreeWidgetItem | None = None
+        self._block_defs: dict[str, block_lib.BlockDefinition] = {}
+        self.block_problems: list[ProjectError] = []
+        self.tree.block_definition = self.block_definition
         self._populate()
+        self.refresh_blocks()
 
         self.search.textChanged.connect(self._on_search_changed)
         self.search.returnPressed.connect(self._on_search_return)
@@ -343,6 +406,7 @@ class PaletteWidget(QWidget):
         self.tree.currentItemChanged.connect(self._on_current_changed)
         self.tree.itemDoubleClicked.connect(self._on_item_double_clicked)
         self.tree.activated_layer.connect(self.add_requested)
+        self.tree.activated_block.connect(lambda key: self.block_requested.emit(self.block_definition(key)))
         self._show_info(None)
 
     # ---- building --------------------------------------------------------------------------------------------
@@ -368,6 +432,62 @@ class PaletteWidget(QWidget):
                 self._items[spec.type] = item
                 self._specs[spec.type] = spec
         self.tree.expandAll()
+
+    def refresh_blocks(self) -> None:
+        """(Re)build the Blocks category: the shipped blocks, then the user's library (engine.blocks.blocks_dir());
+        a library file that cannot be read is left out and kept in `block_problems`."""
+        bold = QFont(self.tree.font())
+        bold.setBold(True)
+        if self._blocks_item is None:
+            self._blocks_item = QTreeWidgetItem([BLOCKS])
+            self.tree.addTopLevelItem(self._blocks_item)
+            self._blocks_item.setIcon(0, category_icon(BLOCKS))
+            self._blocks_item.setFont(0, bold)
+            self._blocks_item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        cat = self._blocks_item
+        cat.takeChildren()
+        self._block_defs.clear()
+        self.block_problems = []
+        try:
+            shipped = list(block_lib.shipped_blocks().values())
+        except ProjectError as e:
+            shipped = []
+            self.block_problems.append(e)
+        library = block_lib.list_blocks(problems=self.block_problems)
+        for where, definitions in (("shipped", shipped), ("library", library)):
+            for d in definitions:
+                key = f"{where}:{d.name}"
+                self._block_defs[key] = d
+                item = QTreeWidgetItem(cat, [d.name if where == "shipped" else f"{d.name}  (my library)"])
+                item.setData(0, BLOCK_ROLE, key)
+                item.setIcon(0, category_icon(BLOCKS))
+                item.setToolTip(0, d.description or d.name)
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                              | Qt.ItemFlag.ItemIsDragEnabled)
+        cat.setToolTip(0, f"Blocks: {len(shipped)} shipped, {len(library)} in your library")
+        cat.setExpanded(True)
+        if self.search.text().strip():
+            self._on_search_changed(self.search.text())
+
+    def blocks(self, where: str | None = None) -> list[str]:
+        """The names of the visible blocks ("shipped", "library" or both), in palette order."""
+        cat = self._blocks_item
+        if cat is None or cat.isHidden():
+            return []
+        keys = [cat.child(i).data(0, BLOCK_ROLE) for i in range(cat.childCount()) if not cat.child(i).isHidden()]
+        return [k.split(":", 1)[1] for k in keys if where is None or k.startswith(where + ":")]
+
+    def block_definition(self, key: str) -> block_lib.BlockDefinition:
+        """The definition behind a Blocks row ("shipped:res_block", "library:my_block"): a fresh copy."""
+        d = self._block_defs[key]
+        return block_lib.BlockDefinition.from_dict(d.to_dict())
+
+    def block_key(self, name: str) -> str | None:
+        """The row key of a block by name, the library's first (it is the one the user saved)."""
+        for where in ("library", "shipped"):
+            if f"{where}:{name}" in self._block_defs:
+                return f"{where}:{name}"
+        return None
 
     # ---- queries (also for tests and the main window) ---------------------------------------------------------
     def categories(self) -> list[str]:
@@ -436,14 +556,23 @@ class PaletteWidget(QWidget):
             cat.setHidden(not any_visible)
             if any_visible:
                 cat.setExpanded(True)
-        matches = self.layers()
+        if self._blocks_item is not None:
+            any_block = False
+            for i in range(self._blocks_item.childCount()):
+                item = self._blocks_item.child(i)
+                d = self._block_defs[item.data(0, BLOCK_ROLE)]
+                hit = not query or query in d.name.lower() or query in d.description.lower() or query in "blocks"
+                item.setHidden(not hit)
+                any_block |= hit
+            self._blocks_item.setHidden(not any_block)
+        matches = self.layers() + self.blocks()
         self.no_match.setVisible(not matches)
         self.tree.setVisible(bool(matches))
         if not matches:
             self.no_match.setText(f"No layer matches “{text.strip()}”.\nTry a shorter word, or a category such as "
                                   f"“pooling”.")
             return
-        if query:  # highlight what Enter will add
+        if query and self.layers():  # highlight what Enter will add
             self.select_layer(self.first_match())
 
     def _on_search_return(self) -> None:
@@ -452,6 +581,9 @@ class PaletteWidget(QWidget):
             self.add_requested.emit(layer_type)
 
     def _on_current_changed(self, current: QTreeWidgetItem | None, _previous) -> None:
+        if current is not None and current.data(0, BLOCK_ROLE):
+            self._refresh_info()
+            return
         layer_type = current.data(0, TYPE_ROLE) if current is not None else None
         self._show_info(layer_type)
         if layer_type:
@@ -459,10 +591,22 @@ class PaletteWidget(QWidget):
 
     def _on_item_double_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
         layer_type = item.data(0, TYPE_ROLE)
+        key = item.data(0, BLOCK_ROLE)
         if layer_type:
             self.add_requested.emit(layer_type)
+        elif key:
+            self.block_requested.emit(self.block_definition(key))
         else:
             item.setExpanded(not item.isExpanded())
+
+    def _refresh_info(self) -> None:
+        """The info pane again for the current row (a layer or a block), e.g. in the new theme's colours."""
+        item = self.tree.currentItem()
+        key = item.data(0, BLOCK_ROLE) if item is not None and not item.isHidden() else None
+        if key and key in self._block_defs:
+            self.info.setHtml(block_html(self._block_defs[key], key.split(":", 1)[0], self.info.palette()))
+        else:
+            self._show_info(self.current_layer())
 
     def _show_info(self, layer_type: str | None) -> None:
         if layer_type is None:
@@ -493,7 +637,7 @@ class PaletteWidget(QWidget):
         if event.type() == QEvent.Type.PaletteChange:  # light ↔ dark: re-colour the text and the search glyph
             self._search_action.setIcon(search_icon(self._muted_color()))
             # Children learn the new palette after this event: redraw once they have it.
-            QTimer.singleShot(0, lambda: self._show_info(self.current_layer()))
+            QTimer.singleShot(0, self._refresh_info)
             # A widget with a style sheet keeps the palette it was polished with: polish it again.
             sheet = self.tree.styleSheet()
             self.tree.setStyleSheet("")

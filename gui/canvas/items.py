@@ -213,8 +213,24 @@ _SHAPE_TEXTS: dict[tuple, str] = {}
 
 def _static(text: str) -> QStaticText:
     st = QStaticText(text)
-    st.setTextFormat(Qt.TextFormat.PlainText)
+    st.setTextFormat(_PLAIN)
     return st
+
+
+# Looked up once: an enum attribute costs a Python call each time, and a 5,000-node graph makes 50,000 of them.
+_PLAIN = Qt.TextFormat.PlainText
+_NODE_FLAGS = (QGraphicsItem.GraphicsItemFlag.ItemIsSelectable | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
+               | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+_DEVICE_CACHE = QGraphicsItem.CacheMode.DeviceCoordinateCache
+_POSITION_CHANGE = QGraphicsItem.GraphicsItemChange.ItemPositionChange
+_POSITION_CHANGED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged
+_SELECTED_CHANGED = QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged
+_SCENE_CHANGED = QGraphicsItem.GraphicsItemChange.ItemSceneHasChanged
+_NODE_RECT = QRectF(-NODE_WIDTH / 2, -NODE_HEIGHT / 2, NODE_WIDTH, NODE_HEIGHT)
+_NODE_BOUNDS = _NODE_RECT.adjusted(-PORT_HIT, -PORT_HIT, PORT_HIT, PORT_HIT)
+_COLOURS: dict[str, QColor] = {}   # per category, shared by the nodes (never changed in place)
+_TITLES: dict[str, QStaticText] = {}  # per layer type
+_SHAPES: dict[bool, QPainterPath] = {}  # the outline with its ports, per "takes input"
 
 
 class BadgeItem(QGraphicsItem):
@@ -249,8 +265,11 @@ class NodeItem(QGraphicsItem):
 
     Type = QGraphicsItem.UserType + 1
 
-    def __init__(self, node_id: str, layer_type: str, params: dict[str, Any], style: Style):
+    def __init__(self, node_id: str, layer_type: str, params: dict[str, Any], style: Style,
+                 pos: QPointF | None = None):
         super().__init__()
+        if pos is not None:  # placed before it sends geometry changes: no itemChange round trip
+            self.setPos(pos)
         spec = get_spec(layer_type)
         self.node_id = node_id
         self.layer_type = spec.type
@@ -258,18 +277,15 @@ class NodeItem(QGraphicsItem):
         self.takes_input = spec.max_inputs != 0
         self.many_inputs = spec.max_inputs is None or spec.max_inputs > 1
         self.style = style
-        self.colour = QColor(CATEGORY_COLOURS.get(spec.category, "#888888"))
-        self.rect = QRectF(-NODE_WIDTH / 2, -NODE_HEIGHT / 2, NODE_WIDTH, NODE_HEIGHT)
-        self._bounds = self.rect.adjusted(-PORT_HIT, -PORT_HIT, PORT_HIT, PORT_HIT)
-        self._shape = QPainterPath()
-        self._shape.setFillRule(Qt.FillRule.WindingFill)  # where a port overlaps the body, both count as inside
-        self._shape.addRoundedRect(self.rect, 8, 8)
-        for port in (self.output_port(), self.input_port()) if self.takes_input else (self.output_port(),):
-            self._shape.addEllipse(port, PORT_HIT, PORT_HIT)
-        self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable
-                      | QGraphicsItem.GraphicsItemFlag.ItemIsMovable
-                      | QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
-        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        colour = _COLOURS.get(spec.category)
+        if colour is None:
+            colour = _COLOURS[spec.category] = QColor(CATEGORY_COLOURS.get(spec.category, "#888888"))
+        self.colour = colour
+        self.rect = _NODE_RECT
+        self._bounds = _NODE_BOUNDS
+        self._shape = _SHAPES.get(self.takes_input) or _node_shape(self.takes_input)
+        self.setFlags(_NODE_FLAGS)
+        self.setCacheMode(_DEVICE_CACHE)
         self.params_text = ""
         self.status_text = "…"
         self.count_text = ""
@@ -283,14 +299,17 @@ class NodeItem(QGraphicsItem):
         self.lr_factor = 1.0    # ... and "lr×0.1" in small text in the title row, where it fits
         self.lr_text = ""
         self.drew_lock: bool | None = None  # what the last paint did, for tests
-        self._lr = _static("")
+        self._lr: QStaticText | None = None  # made when a factor is set: most nodes never have one
         self._lr_width = 0.0
         self._title_width = 0.0
         self._status_tip = ""   # the analysis' part of the tooltip; the flags add theirs
         self._tooltip = ""      # what setToolTip was last given
         self.wire_label = ""    # what the wires leaving this node say: its output shape, when it has one
         self._info_key: tuple | None = None
-        self._title = _static(self.layer_type)
+        title = _TITLES.get(self.layer_type)
+        if title is None:
+            title = _TITLES[self.layer_type] = _static(self.layer_type)
+        self._title = title
         self._sub = _static("")
         self._status = _static("")
         self._count = _static("")
@@ -330,18 +349,20 @@ class NodeItem(QGraphicsItem):
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:  # noqa: N802
         scene = self.scene()
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange and scene is not None and scene.snapping:
+        if change == _POSITION_CHANGE and scene is not None and scene.snapping:
             return QPointF(round(value.x() / GRID) * GRID, round(value.y() / GRID) * GRID)
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged and scene is not None:
+        if change == _POSITION_CHANGED and scene is not None:
             scene.node_item_moved(self)
-        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+        elif change == _SELECTED_CHANGED:
             self.setZValue(1 if value else 0)
-        elif change == QGraphicsItem.GraphicsItemChange.ItemSceneHasChanged and scene is not None:
+        elif change == _SCENE_CHANGED and scene is not None:
             self.sync_training_flags()  # a node added frozen (a file, an undone delete) shows its lock at once
         return super().itemChange(change, value)
 
     # ---- content -------------------------------------------------------------------------------------
     def set_params(self, params: dict[str, Any]) -> None:
+        if self.layer_type == "Block":  # a block is titled by its kind (res_block …), marked as one that opens
+            self._title = _static(f"⊞ {params.get('block') or 'Block'}")
         text = param_summary(self.layer_type, params)
         self.params_text = text
         sub = f"{self.node_id} · {text}" if text else self.node_id
@@ -363,7 +384,7 @@ class NodeItem(QGraphicsItem):
             return
         self.frozen, self.lr_factor = bool(frozen), float(lr_factor)
         self.lr_text = f"lr×{self.lr_factor:g}" if self.lr_factor != 1.0 else ""
-        self._lr.setText(self.lr_text)
+        self._lr = _static(self.lr_text) if self.lr_text else None
         if self.lr_text:  # rare: measured only then, so thousands of plain nodes cost nothing
             self._lr_width = self.style.label_metrics.horizontalAdvance(self.lr_text)
             self._title_width = QFontMetricsF(self.style.title_font).horizontalAdvance(self.layer_type)
@@ -536,6 +557,17 @@ def _lock_path(right: float) -> QPainterPath:
     return lock.subtracted(hole)
 
 
+def _node_shape(takes_input: bool) -> QPainterPath:
+    """What a click hits: the body and its ports (with room to spare around them), made once per kind."""
+    shape = QPainterPath()
+    shape.setFillRule(Qt.FillRule.WindingFill)  # where a port overlaps the body, both count as inside
+    shape.addRoundedRect(_NODE_RECT, 8, 8)
+    for port in (NodeItem.output_port(), NodeItem.input_port()) if takes_input else (NodeItem.output_port(),):
+        shape.addEllipse(port, PORT_HIT, PORT_HIT)
+    _SHAPES[takes_input] = shape
+    return shape
+
+
 _BODY, _STRIP = _node_geometry()
 _LOCK_W = 9.0
 _BADGE_ROOM = 16.0  # the error badge covers the corner: the lock and the lr text move left of it
@@ -588,9 +620,10 @@ class EdgeItem(QGraphicsItem):
         return (self.source.pos() + NodeItem.output_port(),
                 self.target.pos() + NodeItem.input_port(self.slot, self.count) - QPointF(0, PORT_RADIUS))
 
-    def update_path(self) -> None:
+    def update_path(self, ends: tuple[QPointF, QPointF] | None = None) -> None:
+        """Lay the wire out again from its ends (`ends`: endpoints() when the caller has them already)."""
         self.prepareGeometryChange()
-        a, b = self.endpoints()
+        a, b = ends or self.endpoints()
         self._path = wire_path(a, b, self.detour)
         self._line = QLineF(a, b) if abs(a.x() - b.x()) < 0.5 and not self.detour and b.y() > a.y() else None
         self._shape = None

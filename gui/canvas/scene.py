@@ -141,8 +141,7 @@ class GraphScene(QGraphicsScene):
             pass
 
     def _add_node_item(self, node: Node) -> NodeItem:
-        item = NodeItem(node.id, node.type, node.params, self.style)
-        item.setPos(QPointF(*node.position))
+        item = NodeItem(node.id, node.type, node.params, self.style, QPointF(*node.position))
         self._prepare(item)
         self.nodes[node.id] = item
         self._edges_of[node.id] = set()
@@ -242,8 +241,20 @@ class GraphScene(QGraphicsScene):
         self._stale[edge] = None
 
     def flush_routes(self) -> None:
-        """Route every wire marked since the last flush. The content timer calls it once per batch of edits, and
-        the view before it paints, so a wire is never drawn along a stale path."""
+        """Route every wire marked since the last flush, once. The content timer calls it once per batch of
+        edits, and the view before it paints, so a wire is never drawn along a stale path. After nodes came, went
+        or moved, long wires are routed again too: a node may now stand in their way, or no longer."""
+        if not (self._stale or self._reroute):
+            return
+        if self._content_rect is None:
+            self._fit_scene_rect()  # before the routing queries, so that the index is rebuilt at most once
+        if self._reroute:
+            self._reroute = False
+            for edge in self.edges.values():
+                if edge not in self._stale:
+                    a, b = edge.endpoints()
+                    if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW or edge.detour:
+                        self._stale[edge] = None
         while self._stale:
             stale, self._stale = self._stale, {}
             for edge in stale:
@@ -254,7 +265,7 @@ class GraphScene(QGraphicsScene):
         """Straight down when nothing is in the way; a long wire (a skip connection) that would run behind
         other nodes bows out to the side of its input slot instead. The label goes where no other wire is."""
         edge.detour = 0.0
-        a, b = edge.endpoints()
+        a, b = ends = edge.endpoints()
         # Only a wire running down a column can hide behind it; one crossing columns stays a plain curve.
         if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW and abs(b.x() - a.x()) < NODE_WIDTH:
             probe = QRectF(a, b).normalized().adjusted(-4, 2, 4, -2)
@@ -273,7 +284,7 @@ class GraphScene(QGraphicsScene):
             edge.label_left = b.x() <= a.x()
         else:
             edge.label_left = edge.count > 1 and edge.slot < (edge.count - 1) / 2
-        edge.update_path()
+        edge.update_path(ends)
 
     def _route_around(self, source: str, target: str) -> None:
         """Wires whose slot or label side an edge between these two nodes can change."""
@@ -308,16 +319,7 @@ class GraphScene(QGraphicsScene):
 
     def _on_content_timer(self) -> None:
         self._fit_scene_rect()
-        if self._reroute:
-            # Long wires are re-routed once per batch of edits (tidy, undo, paste), not once per node moved:
-            # a node that arrived or went may now stand in a wire's way, or no longer.
-            self._reroute = False
-            for edge in self.edges.values():
-                if edge not in self._stale:
-                    a, b = edge.endpoints()
-                    if b.y() - a.y() > NODE_HEIGHT + 0.5 * ROW or edge.detour:
-                        self._stale[edge] = None
-        self.flush_routes()
+        self.flush_routes()  # long wires are re-routed once per batch of edits (tidy, undo, paste)
         self.content_changed.emit()
 
     def content_rect(self) -> QRectF:
@@ -516,6 +518,7 @@ class GraphScene(QGraphicsScene):
             event.accept()
             return
         super().mouseMoveEvent(event)
+        self.flush_routes()  # a drag moved nodes: their wires follow in this frame, each routed once
 
     def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:  # noqa: N802 - Qt's name
         if self._wire is not None:

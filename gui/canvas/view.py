@@ -8,9 +8,9 @@ import json
 
 from PySide6.QtCore import QByteArray, QEvent, QMimeData, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QGuiApplication, QKeyEvent, QMouseEvent, QPainter, QPixmapCache, QWheelEvent
-from PySide6.QtWidgets import QApplication, QFrame, QGraphicsView, QWidget
+from PySide6.QtWidgets import QApplication, QFrame, QGraphicsView, QMenu, QWidget
 
-from engine.errors import GraphError
+from engine.errors import GraphError, LayerLoomError
 from engine.layers import get_spec
 from engine.layout import COLUMN, ROW
 
@@ -53,6 +53,7 @@ class GraphView(QGraphicsView):
         self._port_cursor = False
         self._fit_pending = False
         self._paste_key: tuple[bytes, int] = (b"", 0)
+        self.context_actions: list = []  # what a right-click offers (the main window's block actions); None: a line
         self._style_timer = QTimer(self)
         self._style_timer.setSingleShot(True)
         self._style_timer.timeout.connect(self._scene.refresh_style)
@@ -481,14 +482,29 @@ class GraphView(QGraphicsView):
         event.accept()
 
     def _accept_layer_drag(self, event) -> None:
-        if self._document is not None and event.mimeData().hasFormat(LAYER_MIME):
+        from ..palette import BLOCK_MIME
+
+        if self._document is not None and (event.mimeData().hasFormat(LAYER_MIME)
+                                           or event.mimeData().hasFormat(BLOCK_MIME)):
             event.setDropAction(Qt.DropAction.CopyAction)
             event.accept()
         else:
             event.ignore()
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        from ..palette import BLOCK_MIME
+
         mime = event.mimeData()
+        if self._document is not None and mime.hasFormat(BLOCK_MIME):
+            at = self.mapToScene(event.position().toPoint())
+            nid = self.add_block_data(bytes(mime.data(BLOCK_MIME).data()), at)
+            if not nid:
+                event.ignore()
+                return
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+            self.setFocus(Qt.FocusReason.OtherFocusReason)
+            return
         if self._document is None or not mime.hasFormat(LAYER_MIME):
             event.ignore()
             return
@@ -504,6 +520,58 @@ class GraphView(QGraphicsView):
         event.accept()
         self.select_nodes([nid])
         self.setFocus(Qt.FocusReason.OtherFocusReason)
+
+
+    # ---- blocks ---------------------------------------------------------------------------------------------
+    def add_block_data(self, data: bytes, scene_pos: QPointF | None = None) -> str:
+        """Add an instance of a block from a palette drag's JSON (one undo step) at `scene_pos` (else the centre of
+        the view) and select it; returns its id, "" with a message when refused."""
+        from engine.blocks import BlockDefinition
+
+        try:
+            definition = BlockDefinition.from_dict(json.loads(data.decode("utf-8")))
+        except (ValueError, LayerLoomError) as e:
+            self.message.emit(f"The block cannot be added: {e}")
+            return ""
+        return self.add_block(definition, scene_pos)
+
+    def add_block(self, definition, scene_pos: QPointF | None = None) -> str:
+        """Add an instance of a BlockDefinition as one undo step at `scene_pos` (else a free spot near the centre
+        of the view) and select it; returns its id, "" with a message when refused."""
+        if self._document is None:
+            return ""
+        if scene_pos is None:
+            centre = self.mapToScene(self.viewport().rect().center())
+            scene_pos = self._free_spot(QPointF(grid_snap(centre.x()), grid_snap(centre.y())), QPointF(0, ROW))
+        try:
+            nid = self._document.add_block(definition, (grid_snap(scene_pos.x()), grid_snap(scene_pos.y())))
+        except LayerLoomError as e:
+            self.message.emit(f"The block cannot be added: {e}")
+            return ""
+        self.select_nodes([nid])
+        self.message.emit(f"Added {nid}: double-click it to see inside")
+        return nid
+
+    def context_menu(self) -> QMenu | None:
+        """The right-click menu: `context_actions` (None entries are separators); None when there are none."""
+        if not self.context_actions:
+            return None
+        menu = QMenu(self)
+        for act in self.context_actions:
+            menu.addSeparator() if act is None else menu.addAction(act)
+        return menu
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        item = self._scene.node_at(self.mapToScene(event.pos()))
+        if item is not None and not item.isSelected():  # right-click on a node acts on that node
+            self.select_nodes([item.node_id])
+        menu = self.context_menu()
+        if menu is None:
+            super().contextMenuEvent(event)
+            return
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(event.globalPos())
+        event.accept()
 
 
 def _layers(n: int) -> str:

@@ -51,10 +51,10 @@ def commit_text(editor: QLineEdit, text: str, qtbot) -> None:
 
 
 # ---- palette ---------------------------------------------------------------------------------------------------
-def test_palette_shows_every_catalogue_layer_in_nine_categories(palette):
+def test_palette_shows_every_catalogue_layer_in_nine_categories_and_the_blocks(palette):
     assert palette.categories() == list(CATEGORIES) and len(CATEGORIES) == 9
     assert sorted(palette.layers()) == sorted(s.type for s in all_specs())
-    assert palette.tree.topLevelItemCount() == 9
+    assert palette.tree.topLevelItemCount() == 10  # the nine layer categories, then Blocks
     for spec in all_specs():
         assert spec.type in palette.layers(spec.category)
         item = palette._items[spec.type]
