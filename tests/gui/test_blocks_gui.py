@@ -5,27 +5,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from PySide6.QtCore import QSettings
-
 from engine import blocks
-from gui.app import DISCARD, MainWindow
-from gui.autosave import Autosaver
 from gui.palette import BLOCK_MIME, BLOCK_ROLE, BLOCKS
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYERLOOM_NO_DIALOGS", "1")
-    monkeypatch.setenv(blocks.ENV_DIR, str(tmp_path / "library"))
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
-                   autosaver=Autosaver(tmp_path / "autosave"))
-    monkeypatch.setattr(w, "ask_save_changes", lambda: DISCARD)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.training.shutdown()
-
 
 CONV = ["conv2d_2", "relu_2", "maxpool2d_2"]
 

@@ -10,37 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, QUrl
+from PySide6.QtCore import QUrl
 
 import engine
 from engine.layout import layered_layout
 from gui import training_worker
-from gui.app import DISCARD, MainWindow
-from gui.autosave import Autosaver
+from gui.app import MainWindow
 from gui.coach_view import advice_line, link_target, notice_html
 from gui.document import Document
 from gui.lr_finder_dialog import format_lr, rounded_lr
 
 MOONS = {"source": "moons", "params": {"n_samples": 600, "noise": 0.2}, "split": {"val": 0.2, "test": 0.0}}
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYERLOOM_NO_DIALOGS", "1")
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
-                   autosaver=Autosaver(tmp_path / "autosave"))
-    monkeypatch.setattr(w, "ask_save_changes", lambda: DISCARD)
-    qtbot.addWidget(w)
-    w.resize(1300, 850)
-    w.show()
-    yield w
-    dialog = w.training.lr_finder_dialog
-    if dialog is not None:
-        try:
-            dialog.cancel()
-        except RuntimeError:  # already deleted with the window
-            pass
-    w.training.shutdown()
 
 
 def chain(*layers, shape=(2,)):

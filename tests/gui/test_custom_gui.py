@@ -3,14 +3,12 @@ names and marks its line, a fix shows the shape), the trust banner on opening a 
 runs until Trust), and a block's exposed parameter edited in the inspector (inner layers change, one undo step)."""
 from __future__ import annotations
 
-import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from engine import blocks
 from engine.custom import UNTRUSTED, code_hash, is_trusted
 from engine.project import Project, save_project
-from gui.app import DISCARD, TRUST_TITLE, MainWindow
-from gui.autosave import Autosaver
+from gui.app import TRUST_TITLE
 from gui.custom_editor import parse_argument
 
 BROKEN = '''class Twice(nn.Module):
@@ -36,20 +34,6 @@ FIXED = '''class Twice(nn.Module):
     def forward(self, x):
         return x.flatten(1) * self.factor
 '''
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYERLOOM_NO_DIALOGS", "1")
-    monkeypatch.setenv("LAYERLOOM_TRUST_FILE", str(tmp_path / "trusted_code.json"))
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
-                   autosaver=Autosaver(tmp_path / "autosave"))
-    monkeypatch.setattr(w, "ask_save_changes", lambda: DISCARD)
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.training.shutdown()
 
 
 def apply(w, code: str, class_name: str = "Twice", args: dict | None = None) -> None:

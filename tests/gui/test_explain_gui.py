@@ -7,8 +7,7 @@ offered for a network without convolutions."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QContextMenuEvent
 from PySide6.QtWidgets import QApplication, QMenu
 
@@ -16,27 +15,10 @@ import engine
 from engine.data import load_data
 from engine.explain import GRADCAM, INTEGRATED_GRADIENTS, SALIENCY, conv_layers
 from engine.project import Project, save_project
-from gui.app import DISCARD, MainWindow
-from gui.autosave import Autosaver
+from gui.app import MainWindow
 from gui.explain_view import NO_WEIGHTS, explain_dialog
 
 WAIT = 60_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYERLOOM_NO_DIALOGS", "1")
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
-                   autosaver=Autosaver(tmp_path / "autosave"))
-    monkeypatch.setattr(w, "ask_save_changes", lambda: DISCARD)
-    qtbot.addWidget(w)
-    w.resize(1400, 1000)
-    w.show()
-    yield w
-    dialog = getattr(w, "explain_dialog", None)
-    if dialog is not None:
-        dialog.panel.runner.wait()
-    w.training.shutdown()
 
 
 def train_and_evaluate(w: MainWindow, qtbot) -> dict:

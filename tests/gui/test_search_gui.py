@@ -8,30 +8,15 @@ import math
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 import engine
 from engine.project import save_project
 from engine.search import SearchError, best_trial, searches_folder, validate_spec
-from gui.app import DISCARD, MainWindow
-from gui.autosave import Autosaver
+from gui.app import MainWindow
 from gui.document import LockedError
 from gui.search_view import C_HIGH, C_LOG, C_LOW, C_NAME, LOCK_REASON, SearchView
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYERLOOM_NO_DIALOGS", "1")
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
-                   autosaver=Autosaver(tmp_path / "autosave"))
-    monkeypatch.setattr(w, "ask_save_changes", lambda: DISCARD)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    if "search" in w._lazy:  # noqa: SLF001 - only stop a search the test built
-        w.search_view.shutdown()
-    w.training.shutdown()
 
 
 def open_moons(w: MainWindow, tmp_path, search: dict | None = None, n: int = 240):

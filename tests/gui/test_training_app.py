@@ -7,24 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
 from engine.project import load_project
-from gui.app import DISCARD, MainWindow
-from gui.autosave import Autosaver
+from gui.app import MainWindow
 from gui.document import LockedError
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYERLOOM_NO_DIALOGS", "1")
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
-                   autosaver=Autosaver(tmp_path / "autosave"))
-    monkeypatch.setattr(w, "ask_save_changes", lambda: DISCARD)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.training.shutdown()
 
 
 def small_cnn(w: MainWindow, tmp_path, epochs: int = 1, lr: float | None = None) -> None:

@@ -4,28 +4,14 @@ Edit menu (each one undo step, the lock drawn on the canvas), the Load Weights d
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
-from PySide6.QtCore import QRectF, QSettings
+from PySide6.QtCore import QRectF
 from safetensors.torch import load_file, save_file
 
 from engine.builder import build_model
 from engine.templates import load_template
-from gui.app import DISCARD, MainWindow
-from gui.autosave import Autosaver
+from gui.app import MainWindow
 from gui.canvas.items import _LOCK
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYERLOOM_NO_DIALOGS", "1")
-    w = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat),
-                   autosaver=Autosaver(tmp_path / "autosave"))
-    monkeypatch.setattr(w, "ask_save_changes", lambda: DISCARD)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.training.shutdown()
 
 
 def messages(w: MainWindow) -> str:
