@@ -459,12 +459,14 @@ class Document(QObject):
     # ---- clipboard ---------------------------------------------------------------------------------------
     def copy_nodes(self, node_ids: list[str]) -> dict[str, Any]:
         """Plain data for the clipboard: the nodes and the wires between them."""
-        ids = [nid for nid in self.graph.nodes if nid in set(node_ids)]
+        chosen = set(node_ids)
+        ids = [nid for nid in self.graph.nodes if nid in chosen]
+        keep = set(ids)
         nodes = [{"type": self.graph.nodes[n].type, "params": copy.deepcopy(self.graph.nodes[n].params),
                   "position": list(self.graph.nodes[n].position), "id": n,
                   "frozen": self.graph.nodes[n].frozen, "lr_factor": self.graph.nodes[n].lr_factor} for n in ids]
         edges = [{"source": e.source, "target": e.target} for e in self.graph.edges
-                 if e.source in ids and e.target in ids]
+                 if e.source in keep and e.target in keep]
         return {"nodes": nodes, "edges": edges}
 
     def paste(self, data: dict[str, Any], offset: tuple[float, float] = (40.0, 40.0), text: str = "Paste"
