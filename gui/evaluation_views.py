@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from .colors import ERROR_COLOR, INFO_COLOR, OK_COLOR
+from .dialog_parts import section_heading
 from .inspector import scrolling_page
 from .palette import blend
 
@@ -77,15 +78,7 @@ def _muted(palette: QPalette) -> QColor:
 
 def section_label(text: str, parent: QWidget) -> QLabel:
     """A small upper-case heading, as the inspector's."""
-    label = QLabel(text.upper(), parent)
-    f = QFont(parent.font())
-    f.setBold(True)
-    f.setPointSizeF(f.pointSizeF() * 0.85)
-    f.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 108)
-    label.setFont(f)
-    label.setProperty("section", True)
-    label.setContentsMargins(0, 10, 0, 0)
-    return label
+    return section_heading(text, parent, top=10)
 
 
 class ImageGallery(QWidget):

@@ -26,12 +26,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QRadioButton,
-    QSizePolicy,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 from shiboken6 import isValid
@@ -41,6 +38,7 @@ from engine.export import ALL_FORMATS, ExportError
 from engine.project import Project
 
 from .colors import ERROR_COLOR, OK_COLOR, WARNING_COLOR
+from .dialog_parts import busy_bar, dialog_body, emit_quietly, muted_color, status_label, style_muted_labels
 from .evaluation_views import section_label
 from .palette import blend
 
@@ -99,7 +97,7 @@ def _export_in_thread(emit: Callable[[dict], None], project: Project, weights: s
         result.update(error=str(e))
     except Exception as e:  # an exporter bug: said in the dialog, never a traceback dialog
         result.update(error=f"the export failed unexpectedly ({type(e).__name__}: {e})")
-    _emit(emit, result)
+    emit_quietly(emit, result)
 
 
 def _code_in_thread(emit: Callable[[dict], None], project: Project) -> None:
@@ -112,14 +110,7 @@ def _code_in_thread(emit: Callable[[dict], None], project: Project) -> None:
         result.update(error=str(e))
     except Exception as e:  # as above
         result.update(error=f"the code could not be generated ({type(e).__name__}: {e})")
-    _emit(emit, result)
-
-
-def _emit(emit: Callable[[dict], None], result: dict) -> None:
-    try:
-        emit(result)
-    except RuntimeError:  # the dialog was closed while the worker ran
-        pass
+    emit_quietly(emit, result)
 
 
 class ExportDialog(QDialog):
@@ -169,15 +160,7 @@ class ExportDialog(QDialog):
 
     # ---- building -------------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        body = QVBoxLayout(self)
-        body.setContentsMargins(18, 16, 18, 14)
-        body.setSpacing(6)
-        title = QLabel(f"Export {self.project.name or 'the network'}", self)
-        f = QFont(self.font())
-        f.setPointSizeF(f.pointSizeF() * 1.35)
-        f.setBold(True)
-        title.setFont(f)
-        body.addWidget(title)
+        body = dialog_body(self, f"Export {self.project.name or 'the network'}")
         self.subtitle = QLabel("Every file is read back and run against the PyTorch network before it is reported "
                                "done; only a file that passes is kept.", self)
         self.subtitle.setWordWrap(True)
@@ -251,16 +234,11 @@ class ExportDialog(QDialog):
         body.addLayout(batch_row)
 
         busy_row = QHBoxLayout()
-        self.progress = QProgressBar(self)
-        self.progress.setRange(0, 0)  # busy: the exporters give no progress
-        self.progress.setTextVisible(False)
-        self.progress.setFixedHeight(6)
-        self.progress.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.progress = busy_bar(self)
         self.busy_label = QLabel(self)
         self.busy_label.setProperty("muted", True)
         busy_row.addWidget(self.busy_label)
         busy_row.addWidget(self.progress, 1)
-        self.progress.hide()
         self.busy_label.hide()
         body.addLayout(busy_row)
 
@@ -283,11 +261,7 @@ class ExportDialog(QDialog):
         self.details.setMaximumHeight(180)
         self.details.hide()
         body.addWidget(self.details)
-        self.status = QLabel(self)
-        self.status.setObjectName("exportStatus")
-        self.status.setWordWrap(True)
-        self.status.setTextFormat(Qt.TextFormat.RichText)
-        self.status.hide()
+        self.status = status_label(self, "exportStatus")
         body.addWidget(self.status)
         body.addStretch(1)
 
@@ -518,11 +492,8 @@ class ExportDialog(QDialog):
 
     # ---- colours --------------------------------------------------------------------------------------------------
     def _apply_colors(self) -> None:
-        pal = self.palette()
-        self._muted = blend(pal.color(QPalette.ColorRole.Text), pal.color(QPalette.ColorRole.Base), 0.42).name()
-        for label in self.findChildren(QLabel):
-            if label.property("muted") or label.property("section"):
-                label.setStyleSheet(f"color: {self._muted};")
+        self._muted = muted_color(self)
+        style_muted_labels(self, self._muted)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)

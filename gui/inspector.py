@@ -43,6 +43,7 @@ from engine.units import format_bytes, format_count
 
 from .colors import ERROR_COLOR, WARNING_COLOR, category_color
 from .custom_editor import CustomLayerEditor, push_params
+from .dialog_parts import section_heading, style_muted_labels
 from .palette import blend, category_icon, ports_text, spec_html
 
 _INT_MIN, _INT_MAX = -(2**31) + 1, 2**31 - 1
@@ -402,7 +403,7 @@ class InspectorWidget(QWidget):
         self.problem.hide()
         body.addWidget(self.problem)
 
-        self.params_title = self._section_label("Parameters", page)
+        self.params_title = section_heading("Parameters", page)
         body.addWidget(self.params_title)
         self.form_host = QWidget(page)
         self.form_host_layout = QVBoxLayout(self.form_host)
@@ -422,7 +423,7 @@ class InspectorWidget(QWidget):
 
         self._build_training(page, body)
 
-        self.about_title = self._section_label("About", page)
+        self.about_title = section_heading("About", page)
         body.addWidget(self.about_title)
         self.about = QLabel(page)
         self.about.setObjectName("inspectorAbout")
@@ -498,17 +499,6 @@ class InspectorWidget(QWidget):
         self.stack.setCurrentWidget(self.scroll)
 
     # ---- building --------------------------------------------------------------------------------------------
-    def _section_label(self, text: str, parent: QWidget) -> QLabel:
-        label = QLabel(text.upper(), parent)
-        f = QFont(self.font())
-        f.setBold(True)
-        f.setPointSizeF(f.pointSizeF() * 0.85)
-        f.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 108)
-        label.setFont(f)
-        label.setProperty("section", True)
-        label.setContentsMargins(0, 8, 0, 0)
-        return label
-
     def _clear_form(self) -> None:
         for e in self._editors.values():
             e.widget.removeEventFilter(self)
@@ -547,21 +537,7 @@ class InspectorWidget(QWidget):
         form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         for param in spec.params:
             editor = self._make_editor(param, node.id, form_widget)
-            tip = param_tooltip(param)
-            label = QLabel(param.name, form_widget)
-            label.setToolTip(tip)
-            label.setBuddy(editor.widget)
-            field = QWidget(form_widget)
-            col = QVBoxLayout(field)
-            col.setContentsMargins(0, 0, 0, 0)
-            col.setSpacing(2)
-            col.addWidget(editor.widget)
-            col.addWidget(editor.error)
-            form.addRow(label, field)
-            self._editors[param.name] = editor
-            self._by_widget[editor.widget] = param.name
-            self._by_widget[label] = param.name
-            label.installEventFilter(self)
+            self._add_editor_row(form, form_widget, param.name, editor, param_tooltip(param))
         self.form_host_layout.addWidget(form_widget)
         form_widget.show()  # now, not on the layout's queued show: a grab or a test right after must see it
         self.params_title.setVisible(bool(spec.params))
@@ -662,6 +638,24 @@ class InspectorWidget(QWidget):
             return
         ed.show_error(err.reason + (f" — {err.hint}" if err.hint else ""), getattr(err, "line", None))
 
+    def _add_editor_row(self, form: QFormLayout, form_widget: QWidget, name: str, editor, tip: str) -> None:
+        """One form row: the parameter's name (its buddy the editor, hovering it shows the hint) over the editor
+        and its error line."""
+        label = QLabel(name, form_widget)
+        label.setToolTip(tip)
+        label.setBuddy(editor.widget)
+        field = QWidget(form_widget)
+        col = QVBoxLayout(field)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(2)
+        col.addWidget(editor.widget)
+        col.addWidget(editor.error)
+        form.addRow(label, field)
+        self._editors[name] = editor
+        self._by_widget[editor.widget] = name
+        self._by_widget[label] = name
+        label.installEventFilter(self)
+
     def _build_block(self, node, form: QFormLayout, form_widget: QWidget) -> None:
         exposed = block_parameters(node)
         for p in exposed:
@@ -671,22 +665,9 @@ class InspectorWidget(QWidget):
                 form.addRow(QLabel(p.name, form_widget), value)
                 continue
             editor = self._make_editor(p.param, node.id, form_widget, searchable=False)
-            label = QLabel(p.name, form_widget)
             tip = param_tooltip(p.param) + f"<br>Sets {html.escape(', '.join(p.targets))}"
-            label.setToolTip(tip)
             editor.widget.setToolTip(tip)
-            label.setBuddy(editor.widget)
-            field = QWidget(form_widget)
-            col = QVBoxLayout(field)
-            col.setContentsMargins(0, 0, 0, 0)
-            col.setSpacing(2)
-            col.addWidget(editor.widget)
-            col.addWidget(editor.error)
-            form.addRow(label, field)
-            self._editors[p.name] = editor
-            self._by_widget[editor.widget] = p.name
-            self._by_widget[label] = p.name
-            label.installEventFilter(self)
+            self._add_editor_row(form, form_widget, p.name, editor, tip)
         self.params_title.setVisible(bool(exposed))
         self.no_params.setVisible(not exposed)
         self.hint.setVisible(bool(exposed))
@@ -832,7 +813,7 @@ class InspectorWidget(QWidget):
     def _build_training(self, page: QWidget, body: QVBoxLayout) -> None:
         """The "Training" section: freeze the layer, and its learning-rate factor; each change one undo step
         through Document.set_training_flags. Shown for layers that have weights (or are frozen already)."""
-        self.training_title = self._section_label("Training", page)
+        self.training_title = section_heading("Training", page)
         body.addWidget(self.training_title)
         self.training_box = QWidget(page)
         col = QVBoxLayout(self.training_box)
@@ -965,9 +946,7 @@ class InspectorWidget(QWidget):
         first, rest = EMPTY_HINT.split("; ", 1)
         self.empty.setText(f"<p style='font-size:large; font-weight:600'>{html.escape(first)}</p>"
                            f"<p>{html.escape(rest[:1].upper() + rest[1:])}</p>")
-        for label in self.findChildren(QLabel):
-            if label.property("muted") or label.property("section"):
-                label.setStyleSheet(f"color: {self._muted};")
+        style_muted_labels(self, self._muted)
 
     # ---- Qt overrides ----------------------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name

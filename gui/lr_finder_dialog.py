@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 from shiboken6 import isValid
@@ -36,6 +35,7 @@ from shiboken6 import isValid
 from engine.errors import LayerLoomError
 
 from .colors import ERROR_COLOR, OK_COLOR
+from .dialog_parts import dialog_body, emit_quietly
 from .live_views import muted
 from .plots import GridAxis, plot_background, style_plot
 
@@ -128,7 +128,7 @@ def _test_in_thread(emit: Callable[[dict], None], run_id: int, project_dict: dic
         now = time.perf_counter()
         if now - last[0] >= PROGRESS_INTERVAL or step == steps:
             last[0] = now
-            _emit(emit, {"kind": "progress", "run": run_id, "step": step, "steps": steps})
+            emit_quietly(emit, {"kind": "progress", "run": run_id, "step": step, "steps": steps})
 
     try:
         result = run_range_test(project_dict, base_dir, steps=steps, on_step=on_step, should_stop=cancelled.is_set)
@@ -144,14 +144,7 @@ def _test_in_thread(emit: Callable[[dict], None], run_id: int, project_dict: dic
     if cancelled.is_set():
         payload.update(ok=False, result=None, cancelled=True)
     payload["run"] = run_id
-    _emit(emit, payload)
-
-
-def _emit(emit: Callable[[dict], None], payload: dict) -> None:
-    try:
-        emit(payload)
-    except RuntimeError:  # the dialog was closed and deleted while the test ran
-        pass
+    emit_quietly(emit, payload)
 
 
 class _LogAxis(GridAxis):
@@ -197,15 +190,7 @@ class LRFinderDialog(QDialog):
 
     # ---- building -------------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        body = QVBoxLayout(self)
-        body.setContentsMargins(18, 16, 18, 14)
-        body.setSpacing(8)
-        title = QLabel("Find a learning rate", self)
-        f = QFont(self.font())
-        f.setPointSizeF(f.pointSizeF() * 1.35)
-        f.setBold(True)
-        title.setFont(f)
-        body.addWidget(title)
+        body = dialog_body(self, "Find a learning rate", spacing=8)
         self.explanation = QLabel(EXPLANATION, self)
         self.explanation.setWordWrap(True)
         body.addWidget(self.explanation)

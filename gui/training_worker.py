@@ -27,6 +27,12 @@ from engine.callbacks import Callback, Snapshots
 
 STEPS_INTERVAL = 1 / 10      # at most ~10 `steps` emits a second (the plots draw a few frames a second)
 PROGRESS_INTERVAL = 1 / 4    # ~4 `progress` emits a second
+# A snapshot (kernels, a feature map, every layer's histograms, the decision boundary) costs the training thread
+# milliseconds, and drawing it costs the window's thread as much again. After each, the next waits until the time
+# since is at least its cost / SNAPSHOT_SHARE: a fast machine still sees new pictures every few steps, a slow one
+# (or a short, fast run) never spends more than a few per cent of its training on them. The first snapshot and
+# the one at the end of the run are always taken.
+SNAPSHOT_SHARE = 0.03
 RATE_WINDOW = 2.0            # seconds over which steps/s is measured
 
 # The coach (engine.coach.Coach) looks closely at one step in `every`; the rest of its work is a few float
@@ -142,6 +148,8 @@ class _Bridge(Callback):
         self._next_progress = 0.0
         self._rate: deque[tuple[float, int]] = deque()
         self._last_snapshot_step = -1
+        self._next_snapshot = 0.0  # perf_counter time before which a snapshot waits (SNAPSHOT_SHARE)
+        self.snapshots_taken = 0
         self.view_error = ""
         self.sample_index = 0
         self.sample_source = "val"
@@ -193,7 +201,7 @@ class _Bridge(Callback):
             self._flush_steps(now)
         if now >= self._next_progress:
             self._progress(trainer, now)
-        if step % self.every == 0:
+        if step % self.every == 0 and now >= self._next_snapshot:
             self._snapshot(trainer, logs)
         coach = self.coach
         if coach is not None and coach.count != self._coach_seen and not self.coach_fixed:
@@ -236,7 +244,9 @@ class _Bridge(Callback):
         epoch = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float, np.floating, np.integer))}
         epoch["eta"] = trainer.eta_seconds
         self.session._send("epoch_end", epoch)
-        self._snapshot(trainer, logs)
+        last = trainer.epoch >= trainer.config.epochs  # the run's final picture is never skipped
+        if last or time.perf_counter() >= self._next_snapshot:
+            self._snapshot(trainer, logs)
         self._progress(trainer, time.perf_counter())
 
     def on_fit_end(self, trainer, logs):
@@ -309,7 +319,10 @@ class _Bridge(Callback):
             snap["view_error"] = self.view_error
         if self.coach is not None:
             snap["coach"] = self.coach_payload()
-        snap["seconds"] = time.perf_counter() - t
+        now = time.perf_counter()
+        snap["seconds"] = now - t
+        self._next_snapshot = now + snap["seconds"] / SNAPSHOT_SHARE
+        self.snapshots_taken += 1
         self.session._send("snapshot", snap)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QPalette, QTextDocument
+from PySide6.QtGui import QBrush, QColor, QPalette, QTextDocument
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -28,12 +28,10 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 from shiboken6 import isValid
@@ -42,6 +40,15 @@ from engine.errors import LayerLoomError
 from engine.transfer import INIT_KEY, TransferReport
 
 from .colors import ERROR_COLOR, OK_COLOR, WARNING_COLOR
+from .dialog_parts import (
+    busy_bar,
+    dialog_body,
+    emit_quietly,
+    muted_color,
+    section_heading,
+    status_label,
+    style_muted_labels,
+)
 from .palette import blend
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,10 +101,7 @@ def match_in_thread(emit: Callable[[dict], None], project: dict[str, Any], sourc
         result["error"] = str(e)
     except Exception as e:  # a reader or a builder bug: said in the dialog, never a traceback dialog
         result["error"] = f"the weights could not be matched ({type(e).__name__}: {e})"
-    try:
-        emit(result)
-    except RuntimeError:  # the dialog was closed while the worker ran
-        pass
+    emit_quietly(emit, result)
 
 
 def _plain(label: QLabel) -> str:
@@ -148,28 +152,9 @@ class TransferDialog(QDialog):
         self.resize(780, 660)
 
     # ---- building -------------------------------------------------------------------------------------------------
-    def _section(self, text: str) -> QLabel:
-        label = QLabel(text.upper(), self)
-        f = QFont(self.font())
-        f.setBold(True)
-        f.setPointSizeF(f.pointSizeF() * 0.85)
-        f.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 108)
-        label.setFont(f)
-        label.setProperty("section", True)
-        label.setContentsMargins(0, 8, 0, 0)
-        return label
-
     def _build(self) -> None:
-        body = QVBoxLayout(self)
-        body.setContentsMargins(18, 16, 18, 14)
-        body.setSpacing(6)
         name = self.document.project.name or "the network"
-        title = QLabel(f"Load weights into {name}", self)
-        f = QFont(self.font())
-        f.setPointSizeF(f.pointSizeF() * 1.35)
-        f.setBold(True)
-        title.setFont(f)
-        body.addWidget(title)
+        body = dialog_body(self, f"Load weights into {name}")
         intro = QLabel("Start training from weights trained elsewhere. Each tensor of this network takes the "
                        "source's tensor of the same name, else (if you like) one of the same shape; the others keep "
                        "their fresh initial values. Nothing changes until you apply.", self)
@@ -191,7 +176,7 @@ class TransferDialog(QDialog):
         row.addWidget(self.remove_button, 0, Qt.AlignmentFlag.AlignTop)
         body.addWidget(self.current)
 
-        body.addWidget(self._section("Source"))
+        body.addWidget(section_heading("Source", self))
         row = QHBoxLayout()
         row.setSpacing(6)
         self.source_edit = QLineEdit(self)
@@ -231,12 +216,7 @@ class TransferDialog(QDialog):
         self.match_button.clicked.connect(lambda: self.match_now())
         self.match_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         row.addWidget(self.match_button)
-        self.progress = QProgressBar(self)
-        self.progress.setRange(0, 0)
-        self.progress.setTextVisible(False)
-        self.progress.setFixedHeight(6)
-        self.progress.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.progress.hide()
+        self.progress = busy_bar(self)
         row.addWidget(self.progress, 1)
         self.busy_label = QLabel(self)
         self.busy_label.setProperty("muted", True)
@@ -245,7 +225,7 @@ class TransferDialog(QDialog):
         row.addStretch(0)
         body.addLayout(row)
 
-        self.report_title = self._section("Report")
+        self.report_title = section_heading("Report", self)
         body.addWidget(self.report_title)
         self.summary_label = QLabel(self)
         self.summary_label.setObjectName("transferSummary")
@@ -283,11 +263,7 @@ class TransferDialog(QDialog):
         for w in (self.report_title, self.summary_label, self.counts_label, self.table, self.lists_label):
             w.hide()
 
-        self.status = QLabel(self)
-        self.status.setObjectName("transferStatus")
-        self.status.setWordWrap(True)
-        self.status.setTextFormat(Qt.TextFormat.RichText)
-        self.status.hide()
+        self.status = status_label(self, "transferStatus")
         body.addWidget(self.status)
         self.stretch = QWidget(self)
         self.stretch.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
@@ -554,11 +530,8 @@ class TransferDialog(QDialog):
 
     # ---- colours --------------------------------------------------------------------------------------------------
     def _apply_colors(self) -> None:
-        pal = self.palette()
-        self._muted = blend(pal.color(QPalette.ColorRole.Text), pal.color(QPalette.ColorRole.Base), 0.42).name()
-        for label in self.findChildren(QLabel):
-            if label.property("muted") or label.property("section"):
-                label.setStyleSheet(f"color: {self._muted};")
+        self._muted = muted_color(self)
+        style_muted_labels(self, self._muted)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)

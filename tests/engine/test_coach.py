@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from helpers.graphs import chain
 
 import engine
 from engine.callbacks import Callback, Snapshots
@@ -19,24 +20,7 @@ from engine.lr_finder import LRFinderResult, find_lr, lr_range_test
 from engine.runner import prepare
 from engine.training import REGRESSION, TensorData, TrainConfig, Trainer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one thread runs them fastest, and far faster than two competing for a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def chain(shape, *layers):
-    g = engine.Graph()
-    prev = g.add_node("Input", shape=list(shape))
-    for layer, params in layers:
-        nid = g.add_node(layer, params)
-        g.connect(prev, nid)
-        prev = nid
-    return g
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/engine/conftest.py
 
 
 def mlp(n_in=2, width=16, n_out=2):

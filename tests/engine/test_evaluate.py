@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.graphs import chain
 
 import engine
 from engine.data import load_data
@@ -15,16 +16,6 @@ from engine.export import ExportError
 from engine.runner import prepare
 from engine.runs import save_weights
 from engine.templates import load_template
-
-
-def chain(shape, *layers):
-    g = engine.Graph()
-    prev = g.add_node("Input", shape=list(shape))
-    for layer, params in layers:
-        nid = g.add_node(layer, params)
-        g.connect(prev, nid)
-        prev = nid
-    return g
 
 
 def moons_project(**split):

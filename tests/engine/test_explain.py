@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.graphs import chain
 
 import engine
 from engine.data import load_data
@@ -36,23 +37,7 @@ PATCH[:4, 4:8] = True  # 16 of 144 pixels (11 % of the image), top row, second b
 # heat map would miss it
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Samples one at a time: one thread is faster than two fighting over a busy machine. Put back afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def chain(shape, *layers):
-    g = engine.Graph()
-    prev = g.add_node("Input", shape=list(shape))
-    for layer, params in layers:
-        nid = g.add_node(layer, params)
-        g.connect(prev, nid)
-        prev = nid
-    return g
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/engine/conftest.py
 
 
 def patch_images(n, rng):

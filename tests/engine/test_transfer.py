@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from helpers.graphs import chain
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.torch import load_file, save_file
 
@@ -31,16 +32,6 @@ from engine.transfer import (
     transfer_into,
     transfer_to_project,
 )
-
-
-def chain(shape, *layers):
-    g = engine.Graph()
-    prev = g.add_node("Input", shape=list(shape))
-    for layer, params in layers:
-        nid = g.add_node(layer, params)
-        g.connect(prev, nid)
-        prev = nid
-    return g
 
 
 def mlp(inputs=2, hidden=16, classes=2, *extra):

@@ -123,7 +123,11 @@ def test_a_run_reports_plain_data_in_the_gui_thread_and_saves_its_folder(qtbot, 
     assert max(int(p["step"][-1]) for n, p in order[:first_end] if n == "steps") == started["steps_per_epoch"]
 
     snaps = rec.of("snapshot")
-    assert len(snaps) >= total // 5
+    # paced: the first at step 5, the last at the end of the run, and between them never more than their cost
+    # allows (SNAPSHOT_SHARE of the time since the one before)
+    assert snaps[0]["step"] == 5 and snaps[-1]["step"] == total and all(s["step"] % 5 == 0 or s["step"] % started[
+        "steps_per_epoch"] == 0 for s in snaps)
+    assert sum(s["seconds"] for s in snaps[1:-1]) <= training_worker.SNAPSHOT_SHARE * done["seconds"] + 0.05
     b = snaps[-1]["boundary"]
     assert b["grid"].shape == (80, 80) and b["kind"] == "probability" and len(b["points"]) == len(b["labels"])
     assert not np.array_equal(snaps[0]["boundary"]["grid"], b["grid"])
