@@ -81,6 +81,15 @@ def plain_loop(graph, x, y, epochs: int, bs: int, lr: float, channels_last: bool
     return steps / (time.perf_counter() - t)
 
 
+def thread_cpu_seconds(native_id: int) -> float:
+    """CPU time (user + system) a thread of this process has used so far (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def in_thread(fn, *args):
     """Run `fn` on a short-lived thread and return its result. The plain loop must not run on the GUI thread:
     OpenMP keeps a team of worker threads for every thread that ran a parallel region, and with two teams on a
@@ -98,7 +107,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-coach", action="store_true", help="train without the coach, to see what it costs")
     args = ap.parse_args()
+    if args.no_coach:
+        import functools
+
+        import gui.training_worker as worker  # the controller imports TrainingSession from here at each Train
+        worker.TrainingSession = functools.partial(worker.TrainingSession, coach=False)
 
     app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive for the run
     from engine.runner import prepare
@@ -154,12 +169,16 @@ def main() -> None:
                 v.set_snapshot(snap)
 
         window.training.run_finished.connect(finished)
+        import threading
+        gui_id = threading.main_thread().native_id
+        gui_cpu, wall = thread_cpu_seconds(gui_id), time.perf_counter()
         meter.start()
         assert window.training.train(), "the run did not start"
         window.training.session.snapshot.connect(snapshot)
         QTimer.singleShot(600_000, loop.quit)
         loop.exec()
         meter.stop()
+        gui_cpu, wall = thread_cpu_seconds(gui_id) - gui_cpu, time.perf_counter() - wall
         window.training.run_finished.disconnect(finished)
         assert done.get("status") == "finished", done.get("message")
         epochs = done.get("history") or []
@@ -170,7 +189,8 @@ def main() -> None:
         p95.append(stalls[int(0.95 * (len(stalls) - 1))])
         print(f"round {r + 1}: app {results['app'][-1]:.1f} steps/s, plain {results['plain'][-1]:.1f}, "
               f"plain channels-last {results['plain channels-last'][-1]:.1f}; longest stall {worst[-1]:.1f} ms, "
-              f"p95 {p95[-1]:.1f} ms over {len(stalls)} ticks")
+              f"p95 {p95[-1]:.1f} ms over {len(stalls)} ticks; the window's thread used {gui_cpu:.2f} s of CPU in "
+              f"{wall:.2f} s")
     ratio = statistics.median(a / b for a, b in zip(results["app"], results["plain"], strict=True))
     ratio_cl = statistics.median(a / b for a, b in zip(results["app"], results["plain channels-last"], strict=True))
     longest = max(worst)
