@@ -333,7 +333,8 @@ class MainWindow(QMainWindow):
             m.addAction(act)
         m.aboutToShow.connect(self._update_transfer_actions)
         m.addSeparator()
-        for act in (self.group_action, self.ungroup_action, self.open_block_action, self.save_block_action):
+        for act in (self.group_action, self.ungroup_action, self.open_block_action, self.expose_action,
+                    self.save_block_action):
             m.addAction(act)
         m.aboutToShow.connect(self._update_block_actions)
         m = bar.addMenu("&View")
@@ -968,6 +969,9 @@ class MainWindow(QMainWindow):
                                 "Put the selected block's layers back in the network", context=canvas)
         self.open_block_action = a("&Open Block", self.open_block, tip="See and edit the inside of the selected "
                                    "block (or double-click it)")
+        self.expose_action = a("&Expose Block Parameter…", self.expose_block_parameter,
+                               tip="Show a parameter of a layer inside the selected block on the block itself (e.g. "
+                                   "its channels), to set it per copy and keep it when the block is saved")
         self.save_block_action = a("Save Block to &Library…", self.save_block_to_library,
                                    tip="Keep the selected block in your library, to add it to other networks "
                                        "from the palette's Blocks")
@@ -989,6 +993,7 @@ class MainWindow(QMainWindow):
         self.ungroup_action.setEnabled(block is not None)
         self.open_block_action.setEnabled(block is not None)
         self.save_block_action.setEnabled(block is not None)
+        self.expose_action.setEnabled(block is not None)
         self.export_block_action.setEnabled(block is not None)
 
     def _selected_block(self, quiet: bool = False) -> str | None:
@@ -1077,6 +1082,57 @@ class MainWindow(QMainWindow):
         dialog.show()
         self.block_dialog = dialog
         return dialog
+
+    def exposable_targets(self, block_id: str) -> list[str]:
+        """The inner parameters of a block that can be shown on it: "conv2d_1.out_channels", … (layers with plain
+        number, on/off or choice parameters; the block's own ports left out)."""
+        from engine import blocks
+        from engine.params import BOOL, CHOICE, FLOAT, INT
+
+        graph = blocks.inner(self.document.graph.nodes[block_id].params).graph
+        shown = {t for targets in self.document.graph.nodes[block_id].params.get("exposed", {}).values()
+                 for t in targets}
+        out = []
+        for nid, node in graph.nodes.items():
+            if node.type in ("BlockInput", "BlockOutput", "Block", "Custom"):
+                continue
+            out += [f"{nid}.{p.name}" for p in node.spec.params
+                    if p.kind in (INT, FLOAT, BOOL, CHOICE) and f"{nid}.{p.name}" not in shown]
+        return out
+
+    def expose_block_parameter(self, target: str | None = None, name: str | None = None) -> bool:
+        """Edit ▸ Expose Block Parameter…: an inner layer's parameter (asked from a list) becomes a parameter of the
+        selected block under a name (asked), set in the inspector per copy and kept when the block is saved to
+        the library; one undo step."""
+        doc = self.document
+        block_id = self._selected_block()
+        if doc is None or block_id is None:
+            return False
+        if target is None:
+            choices = self.exposable_targets(block_id)
+            if not choices or os.environ.get("LAYERLOOM_NO_DIALOGS"):
+                return False
+            from PySide6.QtWidgets import QInputDialog
+            target, ok = QInputDialog.getItem(self, "Expose Block Parameter", "Parameter of a layer inside "
+                                              f"{block_id}:", choices, 0, False)
+            if not ok:
+                return False
+        if name is None:
+            name = self._ask_text("Expose Block Parameter", "Its name on the block:", target.split(".", 1)[1])
+            if not name:
+                return False
+        exposed = {k: list(v) for k, v in doc.graph.nodes[block_id].params.get("exposed", {}).items()}
+        exposed.setdefault(name, [])
+        if target in exposed[name]:
+            return False
+        exposed[name].append(target)
+        try:
+            doc.set_params(block_id, {"exposed": exposed})
+        except LayerLoomError as e:
+            self.say(f"Cannot expose {target}: {e}", "warning")
+            return False
+        self.say(f"{block_id} now shows {target} as {name!r}: set it in the inspector")
+        return True
 
     def save_block_to_library(self, name: str | None = None, description: str | None = None,
                               overwrite: bool = False) -> Path | None:

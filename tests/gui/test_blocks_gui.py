@@ -202,3 +202,31 @@ def test_palette_search_finds_blocks(window):
     assert palette.blocks() == [] and not palette.no_match.isHidden()
     palette.set_filter("")
     assert len(palette.blocks()) >= 6 and "Conv2d" in palette.layers()
+
+
+def test_an_exposed_parameter_is_set_per_copy_and_kept_in_the_library(window, tmp_path):
+    w = window
+    w.new_from_template("cnn_mnist")
+    w.view.select_nodes(CONV)
+    block_id = w.group_selected("conv_stage")
+    w.view.select_nodes([block_id])
+    assert "conv2d_2.out_channels" in w.exposable_targets(block_id)
+    steps = w.document.undo_stack.count()
+    assert w.expose_block_parameter("conv2d_2.out_channels", "channels")
+    assert w.document.undo_stack.count() == steps + 1
+    assert [p.name for p in blocks.block_parameters(w.document.graph.nodes[block_id])] == ["channels"]
+    assert "conv2d_2.out_channels" not in w.exposable_targets(block_id)  # offered once
+    w.document.undo()
+    assert blocks.block_parameters(w.document.graph.nodes[block_id]) == []
+    w.document.redo()
+    assert w.save_block_to_library("conv_stage", "conv, relu and pool") is not None
+    # In another project, a copy with 16 channels: the inner convolution follows, shapes still fit.
+    w.new_from_template("cnn_mnist")
+    doc = w.document
+    w.view.select_nodes(CONV)
+    doc.remove_nodes(CONV)
+    definition = blocks.load_block("conv_stage")
+    nid = blocks.instantiate_block(doc.graph, definition, values={"channels": 16})
+    assert blocks.inner_graph(doc.graph.nodes[nid].params).nodes["conv2d_2"].params["out_channels"] == 16
+    doc.set_params(nid, {"channels": 24})  # through the document, as the inspector does: one undo step
+    assert blocks.inner_graph(doc.graph.nodes[nid].params).nodes["conv2d_2"].params["out_channels"] == 24
