@@ -220,7 +220,8 @@ def test_a_search_locks_the_model_fills_the_views_and_applies_the_best(window, q
 
 def test_stop_ends_a_search_cleanly(window, qtbot, tmp_path):
     w = window
-    doc = open_moons(w, tmp_path, {"method": "random", "trials": 500, "seed": 0, "epochs": 2, "prune": False,
+    budget = 500  # far more than run before Stop
+    doc = open_moons(w, tmp_path, {"method": "random", "trials": budget, "seed": 0, "epochs": 2, "prune": False,
                                    "space": [{"target": "optimizer.lr", "kind": "float", "low": 1e-3, "high": 0.1,
                                               "log": True}]})
     view = w.search_view
@@ -232,7 +233,8 @@ def test_stop_ends_a_search_cleanly(window, qtbot, tmp_path):
         assert not view.stop_button.isEnabled()
     payload = finished.args[0]
     assert payload["status"] == "stopped", payload["message"]
-    assert 1 <= len(payload["result"]["trials"]) < 500
+    done = len(payload["result"]["trials"])
+    assert done >= 1 and done < budget  # at least the trial that was running, and the search did end early
     assert not doc.locked and not view.running and w.training.train_action.isEnabled()
     assert "stopped" in view.status_label.text() and view.start_button.isEnabled()
     assert len(list(searches_folder(tmp_path / "moons.layerloom").glob("*.json"))) == 1
