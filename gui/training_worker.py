@@ -250,6 +250,10 @@ class _Bridge(Callback):
         self._progress(trainer, time.perf_counter())
 
     def on_fit_end(self, trainer, logs):
+        from engine.training import Status
+        if trainer.status in (Status.FINISHED, Status.STOPPED) and trainer.global_step \
+                and self._last_snapshot_step != trainer.global_step:  # e.g. early stopping between paced pictures
+            self._snapshot(trainer, logs)
         self._flush_steps(time.perf_counter())
         self._progress(trainer, time.perf_counter())
 
