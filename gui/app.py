@@ -1257,8 +1257,8 @@ def no_display_reason() -> str | None:
     return None
 
 
-HEADLESS_HINT = ("use the headless commands instead: layerloom summary|train|export|layers PROJECT "
-                 "(layerloom --help lists them)")
+HEADLESS_HINT = ("use the headless commands instead: layerloom summary|train|search|export|import|transfer|layers "
+                 "PROJECT (layerloom --help lists them)")
 
 
 def main(argv: list[str] | None = None) -> int:
