@@ -45,7 +45,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CycleError, GraphError, NodeNotFoundError, ParamError, ProjectError, ShapeError
+from .files import write_atomically
 from .graph import Graph, Node, id_prefix, node_dict
 from .params import BOOL, FLOAT, INT, Param
 
@@ -827,25 +827,10 @@ def write_block_file(definition: BlockDefinition, path: str | os.PathLike) -> Pa
 
     p = Path(path)
     text = _pretty(definition.to_dict(), "") + "\n"
-    folder = p.parent if str(p.parent) else Path(".")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-        tmp = None
+        write_atomically(p, text, mode=0o644)
     except OSError as e:
         raise ProjectError(f"the block cannot be written ({e.strerror or e})", path=str(p)) from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
     return p
 
 

@@ -29,13 +29,13 @@ import linecache
 import math
 import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BuildError, ParamError, ShapeError
+from .files import write_atomically
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -112,22 +112,11 @@ def trusted_hashes() -> frozenset[str]:
 def _write_trusted(hashes: set[str]) -> None:
     path = trust_file()
     text = json.dumps({"format": TRUST_FORMAT, "version": 1, "trusted": sorted(hashes)}, indent=1) + "\n"
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-        tmp = None
+        write_atomically(path, text, mode=0o600)  # private, as the temporary file it was made from
     except OSError as e:
         raise BuildError(f"cannot record the trusted code in {path}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def trust(hash_: str) -> None:

@@ -9,13 +9,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import GraphError, LayerLoomError, ParamError, ProjectError, UnknownLayerError
+from .files import write_atomically
 from .graph import Graph, check_training_flags
 
 FORMAT = "layerloom-project"
@@ -398,46 +398,12 @@ def save_project(path: str | os.PathLike, project: "Project | Graph") -> Path:
         data = dumps_project(project).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as e:  # NaN, a non-JSON object, a lone surrogate, a loop
         raise ProjectError(f"the project holds a value JSON cannot store ({e})", path=str(p)) from None
-    folder = p.parent if str(p.parent) else Path(".")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if p.exists():
-            os.chmod(tmp, p.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-        tmp = None
-        _fsync_dir(folder)
+        write_atomically(p, data)
     except FileNotFoundError:
         raise ProjectError("the folder does not exist", path=str(p)) from None
     except PermissionError:
         raise ProjectError("permission denied: cannot write here", path=str(p)) from None
     except OSError as e:
         raise ProjectError(f"the file cannot be written ({e.strerror or e})", path=str(p)) from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
     return p
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
