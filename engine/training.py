@@ -121,6 +121,19 @@ def _dense(t, device: str):
     return t
 
 
+def _all_finite(tensors) -> bool:
+    """Whether every value in `tensors` is finite. A NaN or an infinity makes a sum non-finite, and summing in
+    float64 cannot overflow for float32 weights, so one summed scalar answers for all of them: about a tenth of
+    the cost of isfinite().all() on each. Only a non-finite sum is confirmed value by value."""
+    import torch
+    if not tensors:
+        return True
+    total = torch.stack([t.detach().sum(dtype=torch.float64) for t in tensors]).sum()
+    if math.isfinite(float(total)):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
 def pick_device(name: str) -> str:
     import torch
     if name == "auto":
@@ -302,7 +315,12 @@ class Trainer:
         if resume_from is not None:
             self.load_checkpoint(resume_from)
         else:
-            torch.manual_seed(cfg.seed)  # dropout and other randomness start the same way for the same seed
+            # Dropout and other randomness start the same way for the same seed. On the CPU only its generator
+            # draws; torch.manual_seed would also queue seeds for every accelerator (about 0.2 ms of stack capture).
+            if self.device == "cpu":
+                torch.default_generator.manual_seed(cfg.seed)
+            else:
+                torch.manual_seed(cfg.seed)
         self.status = Status.RUNNING
         result_status, message, error = Status.FINISHED, "", None
         self._good_weights = self.copy_weights()
@@ -323,7 +341,7 @@ class Trainer:
                     else:
                         self.scheduler.step()
                 if not all(math.isfinite(v) for k, v in logs.items() if k.endswith("loss")) or \
-                        not all(torch.isfinite(p).all() for p in self.module.parameters()):
+                        not _all_finite(list(self.module.parameters())):
                     self._non_finite(float("nan"), self.batch - 1, when="at the end of")
                 self.epoch += 1
                 self.batch = 0

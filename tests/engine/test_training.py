@@ -158,6 +158,40 @@ def test_nan_loss_stops_with_advice_and_keeps_good_weights():
     assert all(torch.isfinite(p).all() for p in t.module.parameters())
 
 
+def test_all_finite_answers_like_isfinite_on_every_value():
+    from engine.training import _all_finite
+    ps = [torch.randn(64, 32), torch.randn(32), torch.full((3,), 3e38)]  # sums past float32's range: still finite
+    assert _all_finite(ps) and _all_finite([])
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        broken = [p.clone() for p in ps]
+        broken[1][5] = bad
+        assert not _all_finite(broken)
+
+
+def test_weights_that_turn_non_finite_at_an_epochs_last_step_fail_the_run_and_roll_back():
+    """A finite loss with weights already broken by the last update: the check at the epoch's end catches it
+    and the weights from the end of the last good epoch come back."""
+    class Spoil(Callback):
+        def __init__(self):
+            self.good = None
+
+        def on_train_epoch_end(self, trainer, logs):
+            self.good = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+
+        def on_train_batch_end(self, trainer, logs):
+            if logs["epoch"] == 2 and logs["batch"] == trainer.steps_per_epoch:
+                with torch.no_grad():
+                    next(trainer.module.parameters())[0, 0] = float("inf")
+
+    spoil = Spoil()
+    t = make(epochs=3, callbacks=[spoil])
+    result = t.fit(blobs())
+    assert result.status == Status.FAILED and "at the end of epoch 2" in result.message
+    assert result.epochs_done == 1
+    for k, v in t.module.state_dict().items():
+        assert torch.equal(v, spoil.good[k])
+
+
 def test_exception_inside_a_step_fails_the_run_and_keeps_checkpoints(tmp_path):
     class Boom(torch.nn.Module):
         def __init__(self):
