@@ -9,11 +9,12 @@ screen keep only the latest data and draw it when shown.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .plots import GrowingBuffer, TrainingPlots, grid_axes, plot_background, style_plot
+from .plots import GrowingBuffer, TrainingPlots, grid_axes, plot_background, set_title, style_plot
 from .theme import is_dark
 
 CLASS_COLORS = ("#3b7dd8", "#e0702b", "#2e9e5b", "#d0508a", "#8a56c9", "#17a2a8", "#d49a1f", "#7d8794",
@@ -40,6 +41,13 @@ WEIGHT_COLOR = "#3b7dd8"
 GRAD_COLOR = "#e0702b"
 NEGATIVE_COLOR = "#2f6fd0"  # filters: weights below zero
 POSITIVE_COLOR = "#d8452f"  # and above
+# A view drawing a run's new data takes at most this share of the window's time (its last drawing's cost, and
+# about as much again for Qt to paint it, sets how long the next waits): snapshots of a small network can come
+# twenty times a second, and the window's thread must stay free for the user and not slow the training down.
+# What the user does (another layer, another scale) is drawn at once.
+LIVE_DRAW_BUDGET = 0.01
+MAX_LIVE_WAIT_S = 2.0
+MAX_NORM_DOTS = 40         # the norms over time get a dot per snapshot up to this many
 MIN_TILE_PX = 12            # tiny kernels (3×3) are blown up so that the 1-pixel gaps stay thin
 
 
@@ -138,6 +146,11 @@ class _LiveView(QWidget):
         self._dirty = False
         self._has_data = False
         self.renders = 0  # pictures drawn (tests read it)
+        self._render_seconds = 0.0  # what the last drawing took
+        self._render_done = 0.0     # and when it ended (perf_counter)
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.timeout.connect(self._render_now)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         layout.setSpacing(4)
@@ -177,13 +190,38 @@ class _LiveView(QWidget):
         self._stack.setCurrentWidget(widget)
 
     def _request_render(self) -> None:
+        """Draw now if on screen (a choice the user made), else when shown."""
         self._has_data = True
         if self.isVisible():
-            self._render()
-            self.renders += 1
-            self._dirty = False
+            self._render_now()
         else:
             self._dirty = True
+
+    def _data_arrived(self) -> None:
+        """A run's new data: drawn when on screen and the view's drawing budget allows, else a little later (one
+        drawing for all that came meanwhile); off screen, when shown."""
+        self._has_data = True
+        if not self.isVisible():
+            self._dirty = True
+            return
+        wait = 2 * self._render_seconds / LIVE_DRAW_BUDGET - (time.perf_counter() - self._render_done)
+        if wait <= 0:
+            self._render_now()
+        elif not self._render_timer.isActive():
+            self._render_timer.start(int(1000 * min(wait, MAX_LIVE_WAIT_S)) + 1)
+
+    def render_pending(self) -> bool:
+        """Whether new data wait for the drawing budget (tests wait on it)."""
+        return self._render_timer.isActive()
+
+    def _render_now(self) -> None:
+        self._render_timer.stop()
+        self._dirty = False
+        t = time.perf_counter()
+        self._render()
+        self.renders += 1
+        self._render_done = time.perf_counter()
+        self._render_seconds = self._render_done - t
 
     def _render(self) -> None:  # subclasses draw their latest data here
         raise NotImplementedError
@@ -197,9 +235,7 @@ class _LiveView(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         if self._dirty:
-            self._dirty = False
-            self._render()
-            self.renders += 1
+            self._render_now()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
@@ -294,7 +330,7 @@ class FiltersView(_LiveView):
         if self._kernels is None or k.shape[1] != self._kernels.shape[1]:
             self._fill_channels(k.shape[1])
         self._kernels, self._layer, self._step = k, str(snap.get("kernel_layer", "")), int(snap.get("step", 0))
-        self._request_render()
+        self._data_arrived()
 
     def _fill_channels(self, channels: int) -> None:
         self.channel_combo.blockSignals(True)
@@ -454,6 +490,7 @@ class FeatureMapsView(_LiveView):
         f = np.asarray(features, dtype=np.float32)
         if f.ndim > 3:  # (C, D, H, W) and the like: fold the extra axes into channels
             f = f.reshape(-1, *f.shape[-2:])
+        shown = (getattr(self, "_layer", None), self.sample_spin.value())
         self._features, self._step = f, int(snap.get("step", 0))
         self._layer = str(snap.get("feature_layer", self.layer_combo.currentText()))
         if snap.get("sample_index") is not None:  # ("sample" is the input array itself)
@@ -464,7 +501,10 @@ class FeatureMapsView(_LiveView):
         self.layer_combo.blockSignals(True)
         self._select_layer(self._layer)
         self.layer_combo.blockSignals(False)
-        self._request_render()
+        if (self._layer, self.sample_spin.value()) != shown:  # the layer or sample the user asked for: at once
+            self._request_render()
+        else:
+            self._data_arrived()
 
     def _on_layer_chosen(self, _index: int) -> None:
         layer = self.layer_combo.currentText()
@@ -651,7 +691,7 @@ class HistogramsView(_LiveView):
             self.layer_combo.setCurrentIndex(max(0, self.layer_combo.findText(current)))
             self.layer_combo.blockSignals(False)
             self._fill_kinds()
-        self._request_render()
+        self._data_arrived()
 
     def _fill_kinds(self) -> None:
         kinds = list(self._layers.get(self.layer_combo.currentText(), {}))
@@ -700,17 +740,21 @@ class HistogramsView(_LiveView):
                 (self.grad_bars, self.grad_plot, entry.get("grad_hist"), entry.get("grad_edges"), "gradients")):
             if hist is None or edges is None:
                 bars.setOpts(x0=[], x1=[], height=[])
-                plot.setTitle(f"{what}: none yet" if what == "gradients" else what, **self._title_style)
+                set_title(plot, f"{what}: none yet" if what == "gradients" else what, **self._title_style)
                 continue
             e = np.asarray(edges, dtype=np.float64)
             bars.setOpts(x0=e[:-1], x1=e[1:], height=np.asarray(hist, dtype=np.float64))
-            plot.setTitle(what, **self._title_style)
+            set_title(plot, what, **self._title_style)
             plot.autoRange()
         xs, ws, gs = self._norms[(layer, kind)]
-        self.weight_norm_curve.setData(xs.view(), ws.view())
-        self.grad_norm_curve.setData(xs.view(), gs.view())
-        self.norm_plot.setTitle(f"‖W‖ of {layer}.{kind} over time", **self._title_style)
-        self.grad_norm_plot.setTitle(f"‖∇W‖ of {layer}.{kind} over time", **self._title_style)
+        # a dot per snapshot while they are few; a long run's line alone (dots cost a scatter item each time)
+        dots = "o" if len(xs) <= MAX_NORM_DOTS else None
+        for curve, values in ((self.weight_norm_curve, ws), (self.grad_norm_curve, gs)):
+            if curve.opts["symbol"] != dots:
+                curve.setSymbol(dots)
+            curve.setData(xs.view(), values.view())
+        set_title(self.norm_plot, f"‖W‖ of {layer}.{kind} over time", **self._title_style)
+        set_title(self.grad_norm_plot, f"‖∇W‖ of {layer}.{kind} over time", **self._title_style)
         self._fill_table()
         self.detail_label.setText(f"{len(self._layers)} layers · step {self._step:,d}")
 
@@ -785,7 +829,7 @@ class DecisionBoundaryView(_LiveView):
         self._boundary, self._step = boundary, int(snap.get("step", 0))
         if boundary.get("class_names"):
             self.set_class_names(list(boundary["class_names"]))
-        self._request_render()
+        self._data_arrived()
 
     def _class_tints(self, n: int) -> np.ndarray:
         bg = plot_background(self.palette())
@@ -887,7 +931,7 @@ class ReconstructionView(_LiveView):
             return
         self._data = (np.asarray(rec["inputs"], dtype=np.float32), np.asarray(rec["outputs"], dtype=np.float32))
         self._step = int(snap.get("step", 0))
-        self._request_render()
+        self._data_arrived()
 
     def _as_images(self, x: np.ndarray) -> np.ndarray:
         """(n, C, H, W) → (n, H, W) grey or (n, H, W, 3) colour; flat (n, F) samples take the run's image shape,
@@ -1095,7 +1139,9 @@ class LiveViews(QTabWidget):
 
     def _count_advice(self) -> None:
         standing = sum(not w["cleared"] for w in self.coach.warnings())
-        self.setTabText(self.indexOf(self.coach), f"Coach ({standing})" if standing else "Coach")
+        text, index = f"Coach ({standing})" if standing else "Coach", self.indexOf(self.coach)
+        if self.tabText(index) != text:  # a new tab text lays the whole window out again
+            self.setTabText(index, text)
 
     def is_applicable(self, key: str) -> bool:
         return self.isTabEnabled(self.indexOf(self._views[key]))

@@ -377,6 +377,34 @@ class CompactAxis(GridAxis):
         return [compact_number(v * scale) for v in values]
 
 
+def steady_range(lo: float, hi: float, current: tuple[float, float] | None = None) -> tuple[float, float]:
+    """A plot range for data between `lo` and `hi`: `current` while it holds them and is at most three times as
+    wide as they need; otherwise bounds on a 1-2-5 grid of about a quarter of the data's span, from zero when the
+    data are closer to zero than they are wide. A falling loss then keeps its axis for most of a run instead of
+    rescaling at every frame."""
+    if current is not None:
+        c0, c1 = current
+        need = hi - lo if hi > lo else max(abs(hi), 1e-12)
+        if c0 <= lo and hi <= c1 and c1 - c0 <= 3 * need:
+            return current
+    span = hi - lo
+    if not span > 0:  # one value (a constant learning rate): from zero to half again above it
+        if hi > 0:
+            return 0.0, 1.5 * hi
+        if hi < 0:
+            return 1.5 * hi, 0.0
+        return -1.0, 1.0
+    if 0 <= lo <= span:  # a loss or an accuracy: from zero, with room for the fall ahead
+        lo = 0.0
+    elif hi <= 0 and -hi <= span:
+        hi = 0.0
+    span = hi - lo
+    raw = span / 4
+    unit = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * unit for m in (1, 2, 5, 10) if raw <= m * unit * (1 + 1e-9))
+    return math.floor(lo / step) * step, math.ceil(hi / step) * step
+
+
 def compact_number(v: float) -> str:
     if v == 0 or not math.isfinite(v):
         return "0" if v == 0 else str(v)
@@ -403,6 +431,15 @@ def _alpha(color: str, alpha: int) -> QColor:
     return c
 
 
+def set_title(plot: pg.PlotItem, text: str, **style: Any) -> None:
+    """plot.setTitle, skipped when the title would not change: pyqtgraph lays the plot out again for every
+    title it is given (about 0.5 ms), and live views retitle at every snapshot."""
+    key = (text, tuple(sorted(style.items())))
+    if getattr(plot, "_layerloom_title", None) != key:
+        plot._layerloom_title = key
+        plot.setTitle(text, **style)
+
+
 def style_plot(plot: pg.PlotItem, palette: QPalette, title: str | None = None) -> None:
     """Axes, grid, title and legend of a plot in the palette's colours (shared with the other live views)."""
     text = palette.color(QPalette.ColorRole.Text)
@@ -416,7 +453,7 @@ def style_plot(plot: pg.PlotItem, palette: QPalette, title: str | None = None) -
             # under the ViewBox (-100), so the opaque lines never cover data (PlotItem puts axes at 0.5)
             axis.setZValue(-200)
     if title is not None:
-        plot.setTitle(title, color=text.name(), size="10pt")
+        set_title(plot, title, color=text.name(), size="10pt")
     legend = plot.legend
     if legend is not None:
         base = QColor(palette.color(QPalette.ColorRole.Base))
@@ -434,7 +471,8 @@ def plot_background(palette: QPalette) -> QColor:
 
 # ---- the widget ---------------------------------------------------------------------------------------------
 class _TimedGraphics(pg.GraphicsLayoutWidget):
-    """The plots' canvas, remembering how long its last paint took (the frame budget reads it)."""
+    """The plots' canvas, adding up how long its paints took since the last frame (the frame budget reads it:
+    one frame can take more than one paint)."""
 
     def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)
@@ -443,7 +481,7 @@ class _TimedGraphics(pg.GraphicsLayoutWidget):
     def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
         t = time.perf_counter()
         super().paintEvent(event)
-        self.paint_seconds = time.perf_counter() - t
+        self.paint_seconds += time.perf_counter() - t
 
 
 class TrainingPlots(QWidget):
@@ -465,6 +503,13 @@ class TrainingPlots(QWidget):
         self._epochs: dict[str, _Series] = {}
         self._overlays: list[dict[str, Any]] = []
         self._flush_seconds = 0.0
+        self._paint_cost = 0.0  # what drawing the last frame cost the window's thread, paints included
+        # Steady axes: while the user has not panned or zoomed, the plots show the whole run on ranges that change
+        # only when the data outgrow them (_follow_ranges), so a frame redraws the curves, not the axes.
+        self._follow_x = True
+        self._follow_y: dict[int, bool] = {}
+        self._ranges: dict[int, tuple] = {}
+        self._setting_range = False
         self.updates = 0       # timer ticks that drew something (tests and the bench read it)
         self.set_data_calls = 0
 
@@ -557,7 +602,10 @@ class TrainingPlots(QWidget):
         self.metric_plot.setXLink(self.loss_plot)
         self.lr_plot.setXLink(self.loss_plot)
         for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
-            plot.getViewBox().sigXRangeChanged.connect(self._on_x_range_changed)
+            box = plot.getViewBox()
+            box.sigXRangeChanged.connect(self._on_x_range_changed)
+            box.sigRangeChangedManually.connect(lambda _mask, plot=plot: self._on_manual_range(plot))
+            plot.autoBtn.clicked.connect(lambda *_a, plot=plot: self._on_auto_clicked(plot))
         self.lr_plot.setLabel("bottom", "step")
         self.metric_plot.setLabel("bottom", "step")
         self.lr_plot.setLabel("left", "lr")  # short: the tick labels need the room
@@ -603,8 +651,9 @@ class TrainingPlots(QWidget):
         self._rebind()
         self._rebuild_overlays()
         self._update_status()
-        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
-            plot.enableAutoRange()
+        self._follow_x = True
+        self._follow_y.clear()
+        self._ranges.clear()
         self.flush()
 
     def add_steps(self, steps: dict[str, Any]) -> None:
@@ -779,10 +828,9 @@ class TrainingPlots(QWidget):
         """Draw every curve whose data changed, at once (the timer does this ~30 times a second); returns how
         many setData calls it made."""
         self._timer.stop()
-        lr_version = self._lr.shown
+        self.graphics.paint_seconds = 0.0  # from here on, the paints this frame causes
+        self._follow_ranges()
         drawn = sum(curve.flush(self._log) for curve in self._curves)
-        if self._lr.shown != lr_version:
-            self._fit_lr_axis()
         for overlay in self._overlays:
             drawn += sum(curve.flush(self._log) for curve in overlay["items"])
         if drawn:
@@ -791,17 +839,97 @@ class TrainingPlots(QWidget):
         return drawn
 
     # ---- internals ------------------------------------------------------------------------------------------
-    def _fit_lr_axis(self) -> None:
-        """A constant learning rate would leave pyqtgraph a zero-height range (and a silly axis): frame it."""
-        s = self._lr.series
-        if s is None or not len(s) or s.hi < s.lo:
-            return
-        lo, hi = s.lo, s.hi
-        if hi - lo <= 1e-12 * max(abs(hi), 1e-30):
-            self.lr_plot.enableAutoRange(y=False)
-            self.lr_plot.setYRange(0.0, 1.5 * hi if hi > 0 else 1.0, padding=0)
-        else:
-            self.lr_plot.enableAutoRange(y=True)
+    def _plot_bounds(self, plot: pg.PlotItem) -> tuple[float, float, float, float] | None:
+        """(x min, x max, y min, y max) over the finite data of the curves drawn in `plot` (overlays included),
+        in the plot's own coordinates (log10 of y on a log axis); None when it shows nothing."""
+        box = plot.getViewBox()
+        curves = [c for c in self._curves if c.item.getViewBox() is box]
+        for overlay in self._overlays:
+            curves += [c for c in overlay["items"] if c.plot is plot]
+        log = plot is self.loss_plot and self._log
+        x0 = x1 = y0 = y1 = None
+        for c in curves:
+            s = c.series
+            if s is None or not len(s) or s.hi < s.lo:
+                continue
+            if log and s.lo <= 0:  # values a log axis cannot place: leave that plot's y to pyqtgraph
+                return None
+            lo, hi = (math.log10(s.lo), math.log10(s.hi)) if log else (s.lo, s.hi)
+            x = s.x.view()
+            x0 = x[0] if x0 is None else min(x0, x[0])
+            x1 = x[-1] if x1 is None else max(x1, x[-1])
+            y0 = lo if y0 is None else min(y0, lo)
+            y1 = hi if y1 is None else max(y1, hi)
+        return None if x0 is None else (float(x0), float(x1), y0, y1)
+
+    def _follow_ranges(self) -> None:
+        """Set each plot's range from its data unless the user has panned or zoomed it: x from 0 to the run's
+        last step (known from the start), y on a 1-2-5 grid kept while it holds the data (steady_range). The
+        axes then stay as they are for most frames, and pyqtgraph redraws only the curves."""
+        bounds = {id(p): self._plot_bounds(p) for p in (self.loss_plot, self.metric_plot, self.lr_plot)}
+        if self._follow_x:
+            ends = [b[1] for b in bounds.values() if b is not None]
+            total = float(self._info.get("total_steps") or 0)
+            if ends or total:
+                end = max([total, *ends])
+                current = self._ranges.get(0)
+                if total >= end:
+                    target = (0.0, end)
+                elif current is not None and current[1] >= end:
+                    target = current  # no total known: grow by half again, not at every step
+                else:
+                    target = (0.0, end * 1.5 if end > 0 else 1.0)
+                if target != current:
+                    self._ranges[0] = target
+                    self._apply_range(self.loss_plot, x=target)  # the other plots follow its x
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
+            key = id(plot)
+            if not self._follow_y.get(key, True):
+                continue
+            b = bounds[key]
+            box = plot.getViewBox()
+            if b is None:
+                if not box.autoRangeEnabled()[1]:
+                    box.enableAutoRange(y=True)  # nothing to frame, or a log axis with values ≤ 0
+                self._ranges.pop(key, None)
+                continue
+            mode = (plot is self.loss_plot and self._log, self._metric if plot is self.metric_plot else "")
+            current = self._ranges.get(key)
+            target = steady_range(b[2], b[3], current[1] if current and current[0] == mode else None)
+            if box.autoRangeEnabled()[1] or current != (mode, target):
+                self._ranges[key] = (mode, target)
+                self._apply_range(plot, y=target)
+
+    def _apply_range(self, plot: pg.PlotItem, x: tuple[float, float] | None = None,
+                     y: tuple[float, float] | None = None) -> None:
+        box = plot.getViewBox()
+        self._setting_range = True
+        try:
+            if x is not None:
+                box.enableAutoRange(x=False)
+                box.setXRange(*x, padding=0.01)
+            if y is not None:
+                box.enableAutoRange(y=False)
+                box.setYRange(*y, padding=0.03)
+        finally:
+            self._setting_range = False
+
+    def _on_manual_range(self, plot: pg.PlotItem) -> None:
+        """A pan or zoom with the mouse: that plot (and the shared x) stays where the user put it."""
+        self._follow_x = False
+        self._follow_y[id(plot)] = False
+
+    def _on_auto_clicked(self, plot: pg.PlotItem) -> None:
+        """pyqtgraph's "A" button: back to following the run."""
+        self._follow_x = True
+        self._follow_y[id(plot)] = True
+        self._ranges.clear()
+        self.flush()
+
+    def following(self) -> tuple[bool, bool, bool, bool]:
+        """(x, loss y, metric y, lr y): which ranges follow the data (tests read it)."""
+        return (self._follow_x, *(self._follow_y.get(id(p), True)
+                                  for p in (self.loss_plot, self.metric_plot, self.lr_plot)))
 
     def _schedule(self) -> None:
         if not self._timer.isActive():
@@ -809,7 +937,7 @@ class TrainingPlots(QWidget):
 
     def frame_interval(self) -> int:
         """Milliseconds until the next frame: ~30 Hz, slower when drawing costs more than DRAW_BUDGET."""
-        cost = self._flush_seconds + self.graphics.paint_seconds
+        cost = self._flush_seconds + self.graphics.paint_seconds  # the last frame's paints, all of them
         return int(min(MAX_FRAME_MS, max(FRAME_MS, 1000 * cost / DRAW_BUDGET)))
 
     def _on_frame(self) -> None:
@@ -818,7 +946,10 @@ class TrainingPlots(QWidget):
         self._flush_seconds = time.perf_counter() - t
 
     def _on_x_range_changed(self, box: Any, _range: Any) -> None:
-        """A pan or zoom: long curves in that plot redraw from their pyramids when their points fall short."""
+        """A pan or zoom: long curves in that plot redraw from their pyramids when their points fall short. A
+        range set by anyone but _follow_ranges (a script, a test) also stops x following the run."""
+        if not self._setting_range:
+            self._follow_x = False
         for curve in self._curves:
             if curve.many and curve.item.getViewBox() is box:
                 curve.fit_view(self._log)
@@ -870,8 +1001,8 @@ class TrainingPlots(QWidget):
         self._metric_val.bind(self._epochs.get(f"val_{m}"))
         self._lr.bind(self._steps["lr"] if len(self._steps["lr"]) or "lr" not in self._epochs
                       else self._epochs["lr"])
-        self.metric_plot.setTitle(METRIC_NAMES.get(m, m), color=self.palette().color(QPalette.ColorRole.Text).name(),
-                                  size="10pt")
+        set_title(self.metric_plot, METRIC_NAMES.get(m, m), color=self.palette().color(QPalette.ColorRole.Text).name(),
+                  size="10pt")
 
     @staticmethod
     def _epoch_x(logs: dict[str, float], last_step: float | None, steps_per_epoch: Any) -> float:
@@ -938,8 +1069,8 @@ class TrainingPlots(QWidget):
         for plot in (self.loss_plot, self.metric_plot, self.lr_plot):
             style_plot(plot, palette)
         text = palette.color(QPalette.ColorRole.Text).name()
-        self.loss_plot.setTitle("loss", color=text, size="10pt")
-        self.metric_plot.setTitle(METRIC_NAMES.get(self._metric, self._metric), color=text, size="10pt")
+        set_title(self.loss_plot, "loss", color=text, size="10pt")
+        set_title(self.metric_plot, METRIC_NAMES.get(self._metric, self._metric), color=text, size="10pt")
         # epoch markers get a ring of the background so that they stand out on the per-step cloud
         ring = pg.mkPen(plot_background(palette), width=1.2)
         for curve in (self._loss_train, self._loss_val, self._metric_train, self._metric_val):

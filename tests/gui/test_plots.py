@@ -17,7 +17,7 @@ from gui.live_views import (
     ReconstructionView,
     mosaic,
 )
-from gui.plots import GrowingBuffer, MinMaxPyramid, TrainingPlots, ema
+from gui.plots import GrowingBuffer, MinMaxPyramid, TrainingPlots, ema, steady_range
 from gui.theme import apply_theme
 
 # ---- data in the shape the worker sends -----------------------------------------------------------------------
@@ -202,6 +202,69 @@ def test_one_set_data_per_curve_per_tick(plots):
     assert calls == {"loss_step": 1, "metric_step": 1, "lr": 1}
 
 
+def test_steady_range_keeps_a_range_that_holds_the_data():
+    assert steady_range(0.05, 2.3) == (0.0, 3.0)  # on a 1-2-5 grid around the data
+    assert steady_range(0.1, 0.99) == (0.0, 1.0)
+    assert steady_range(0.05, 2.3, (0.0, 2.5)) == (0.0, 2.5)  # still holds the data: kept
+    lo, hi = steady_range(0.05, 0.6, (0.0, 2.5))  # more than three times too wide: a closer one
+    assert lo <= 0.05 and 0.6 <= hi < 1.0
+    assert steady_range(-0.5, 0.01, (0.0, 2.5))[0] <= -0.5  # data below it: a new one
+    assert steady_range(1e-3, 1e-3) == (0.0, 1.5e-3)  # one value (a constant learning rate)
+
+
+def test_plots_show_the_whole_run_and_rescale_only_when_the_data_outgrow_the_axes(plots, qtbot):
+    plots.start_run({"metric": "acc", "total_steps": 1000, "steps_per_epoch": 100})
+    plots.add_steps(steps_chunk(0, 100))
+    plots.flush()
+    box = plots.loss_plot.getViewBox()
+    (x0, x1), (y0, y1) = box.viewRange()
+    assert x0 <= 0 and 1000 <= x1 < 1050  # the run's length, known from the start: progress reads off the axis
+    raw_y = plots.raw_steps("loss")[1]
+    assert y0 <= raw_y.min() and raw_y.max() <= y1
+    ranges = [box.viewRange()]
+    for start in range(100, 1000, 50):  # the loss falls from 2.4 to 0.05
+        plots.add_steps(steps_chunk(start, 50))
+        plots.flush()
+        (x0, x1), (y0, y1) = box.viewRange()
+        assert y0 <= plots.raw_steps("loss")[1].min() and x1 >= 1000  # every value in view, all the time
+        if box.viewRange() != ranges[-1]:
+            ranges.append(box.viewRange())
+    assert len(ranges) <= 3  # 18 frames, at most two rescales: the axes are not redrawn at every frame
+    plots.add_steps({"step": np.array([1001]), "epoch": np.ones(1), "loss": np.array([9.0]),
+                     "acc": np.array([0.5]), "lr": np.array([1e-3])})
+    plots.flush()
+    assert box.viewRange()[1][1] >= 9.0  # a value above them: the axis grows to show it
+    assert plots.metric_plot.getViewBox().viewRange()[0] == box.viewRange()[0]  # x is shared
+
+
+def test_a_zoom_with_the_wheel_stays_until_the_auto_button(plots, qtbot):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    plots.start_run({"metric": "acc", "total_steps": 1000, "steps_per_epoch": 100})
+    plots.add_steps(steps_chunk(0, 200))
+    plots.flush()
+    box = plots.loss_plot.getViewBox()
+    before = box.viewRange()
+    view = plots.graphics
+    centre = view.mapFromScene(box.mapToScene(box.boundingRect().center()))
+    wheel = QWheelEvent(QPointF(centre), QPointF(view.viewport().mapToGlobal(centre)), QPoint(0, 0),
+                        QPoint(0, 120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(view.viewport(), wheel)
+    zoomed = box.viewRange()
+    assert zoomed[0][1] - zoomed[0][0] < before[0][1] - before[0][0]  # the wheel zoomed in
+    assert plots.following()[:2] == (False, False)
+    plots.add_steps(steps_chunk(200, 100))
+    plots.flush()
+    assert box.viewRange() == zoomed  # new data do not undo the user's zoom
+    plots.loss_plot.autoBtn.clicked.emit(plots.loss_plot.autoBtn)  # pyqtgraph's "A" button in the plot's corner
+    assert plots.following()[:2] == (True, True)
+    (x0, x1), _y = box.viewRange()
+    assert x0 <= 0 and x1 >= 1000
+
+
 def test_long_curves_draw_a_few_points_per_pixel_and_follow_the_view(plots):
     for start in range(0, 200_000, 5000):
         plots.add_steps(steps_chunk(start, 5000))
@@ -353,6 +416,11 @@ def test_mosaic_lays_tiles_out_row_by_row():
     assert np.isnan(m[2]).all() and np.isnan(m[3:5, 8:11]).all()  # gaps and the empty sixth cell
 
 
+def drawn(qtbot, view) -> None:
+    """Wait for a live view's drawing of data that came within its drawing budget of the last one."""
+    qtbot.waitUntil(lambda: not view.render_pending(), timeout=3000)
+
+
 def test_filters_update_in_place(qtbot, conv):
     view = FiltersView()
     qtbot.addWidget(view)
@@ -366,6 +434,9 @@ def test_filters_update_in_place(qtbot, conv):
     with torch.no_grad():
         conv.weight.mul_(-1.0).add_(0.05)
     view.set_snapshot(conv_snapshot(conv, 20))
+    # right after a drawing, the next waits for the view's drawing budget, then comes by itself
+    assert view.render_pending() and view.renders == 1
+    qtbot.waitUntil(lambda: view.renders == 2, timeout=3000)
     assert view.canvas.image is item and view.canvas.box.addedItems == [item]
     assert not np.array_equal(view.mosaic_image(), first)
     view.per_tile_check.setChecked(False)  # one scale for all: another picture of the same kernels
@@ -386,6 +457,7 @@ def test_filters_show_three_channel_kernels_in_colour_and_conv1d_as_strips(qtbot
     assert not np.array_equal(view.mosaic_image(), image)
     strips = torch.nn.Conv1d(2, 4, 7).weight.detach().numpy()
     view.set_snapshot({"step": 2, "kernels": strips, "kernel_layer": "c1d"})
+    drawn(qtbot, view)
     assert "4 filters of 2×7" in view.detail_label.text()
 
 
@@ -424,6 +496,7 @@ def test_histograms_show_bars_norms_and_a_table(qtbot, conv):
         conv.weight.mul_(1.5)
     second = conv_snapshot(conv, 20)
     view.set_snapshot(second)
+    drawn(qtbot, view)
     weights, grads = view.bar_heights()
     np.testing.assert_array_equal(weights, second["layers"]["conv1"]["weight"]["hist"])
     np.testing.assert_array_equal(grads, second["layers"]["conv1"]["weight"]["grad_hist"])
@@ -460,6 +533,7 @@ def test_decision_boundary_draws_grid_and_points(qtbot):
     classes = np.clip((gx + 2).round(), 0, 3).astype(np.float32)
     view.set_snapshot({"step": 4, "boundary": {"extent": [-2, 3, -1, 1], "grid": classes, "n_classes": 4,
                                                "points": points, "labels": labels % 4}})
+    drawn(qtbot, view)
     assert view.image is image and len(view.scatters) == 4
     assert len(np.unique(view.image.image.reshape(-1, 3), axis=0)) == 4
 
