@@ -63,10 +63,16 @@ class TorchWarmUp(QObject):
             # torch._dynamo (about 1.5 s of imports), the bundled data sets scikit-learn. An import holds Python's
             # lock for long stretches, so done here, while the user looks at the window, it cannot stall the
             # live views during a run.
+            import safetensors.torch  # noqa: F401 - the run's weights are saved with it
             import sklearn.datasets  # noqa: F401
             import torch
 
+            import engine.coach  # noqa: F401
+            import engine.live  # noqa: F401
             import engine.runner  # noqa: F401
+            import engine.runs  # noqa: F401
+
+            from . import training_worker  # noqa: F401 - the window imports it at the first Train
             weight = torch.zeros(2, requires_grad=True)
             optimizer = torch.optim.Adam([weight], lr=0.1)
             (weight * 2.0).sum().backward()

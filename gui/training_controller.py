@@ -193,12 +193,26 @@ class TrainingController(QObject):
             self.session.stop()
             self.session.wait(timeout)
 
+    def _set_progress(self, value: int, maximum: int) -> None:
+        """QProgressBar repaints at once when its figure changes, and a repaint at once paints everything
+        waiting in the window with it (the curves' next frame included); with updates off meanwhile, the bar is
+        painted with the rest at the next frame instead."""
+        bar = self.progress
+        bar.setUpdatesEnabled(False)
+        try:
+            if bar.maximum() != maximum or bar.minimum() != 0:
+                bar.setRange(0, maximum)
+            bar.setValue(value)
+        finally:
+            bar.setUpdatesEnabled(True)
+
     def _on_started(self, info: dict) -> None:
         self.window.live_views.start_run(info)
-        self.window.live_dock.show()
-        self.window.live_dock.raise_()
-        self.progress.setRange(0, max(1, int(info.get("total_steps") or 1)))
-        self.progress.setValue(0)
+        dock = self.window.live_dock
+        if dock.isHidden() or dock.visibleRegion().isEmpty():  # closed, or behind another dock's tab
+            dock.show()
+            dock.raise_()  # (raising a dock already in view would only repaint the window once more)
+        self._set_progress(0, max(1, int(info.get("total_steps") or 1)))
         self.run_started.emit(info)
 
     def _on_epoch(self, logs: dict) -> None:
@@ -213,8 +227,7 @@ class TrainingController(QObject):
         total = int(p.get("total_steps") or 0)
         step = int(p.get("step") or 0)
         if total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(min(step, total))
+            self._set_progress(min(step, total), total)
         speed = p.get("steps_per_s") or 0.0
         status = p.get("status", "running")
         text = (f"epoch {int(p.get('epoch') or 0)}/{int(p.get('epochs') or 0)} · step {step}/{total} · "

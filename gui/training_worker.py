@@ -343,6 +343,7 @@ def progress_payload(trainer: Any, session: TrainingSession, steps_per_s: float 
 
 
 TRAINING_NICENESS = 4
+SWITCH_INTERVAL = 0.0005  # seconds: how long a thread may keep Python's lock while another waits for it
 
 
 def _yield_to_the_window() -> None:
@@ -436,6 +437,11 @@ class TrainingSession(QObject):
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("a TrainingSession runs once; make a new one for another run")
+        # Python hands its lock between busy threads every 5 ms by default. Between two PyTorch operations
+        # (which release it) the training thread needs the lock for a few microseconds; while the window's
+        # thread draws in Python, the training would wait up to the whole interval each time.
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self._status = "preparing"
         self._thread = threading.Thread(target=self._run, name="layerloom-training", daemon=True)
         self._thread.start()

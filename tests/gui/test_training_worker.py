@@ -20,7 +20,7 @@ from engine.live import LiveExtras
 from engine.runs import list_runs
 from engine.templates import load_template
 from gui import training_worker
-from gui.training_worker import TrainingSession
+from gui.training_worker import SWITCH_INTERVAL, TrainingSession
 
 SIGNALS = ("started", "steps", "epoch_end", "snapshot", "progress", "failed", "finished")
 PLAIN = (int, float, str, bool, type(None), np.ndarray, np.integer, np.floating)
@@ -90,7 +90,10 @@ def assert_plain(value, where="payload"):
 
 def test_a_run_reports_plain_data_in_the_gui_thread_and_saves_its_folder(qtbot, make_session, tmp_path):
     session, rec = make_session(moons_project(), tmp_path, snapshot_every=5)
+    sys.setswitchinterval(0.005)  # Python's default
     done = finish(qtbot, session)
+    # the window's drawing holds Python's lock for at most half a millisecond while the training waits for it
+    assert sys.getswitchinterval() <= SWITCH_INTERVAL
     main = threading.get_ident()
     assert {t for _, _, t in rec.events} == {main}  # queued into the GUI thread, lambdas included
     for name, payload, _ in rec.events:
