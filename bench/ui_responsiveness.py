@@ -134,6 +134,13 @@ def main() -> None:
     training["epochs"] = args.epochs
     window.document.set_section("training", training)
     window.build_training_views()
+    # A user presses Train on a window that has settled: the set-up panel has loaded its data preview (it starts
+    # 150 ms after the settings change and would otherwise load the data beside the first run).
+    settle = QElapsedTimer()
+    settle.start()
+    while window.training_panel.preview_state not in ("ready", "error", "empty") and settle.elapsed() < 60_000:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.01)
     # Every live view open at once: the tabbed views in the Live dock, plus a window each for the views that
     # would otherwise hide behind a tab.
     extra = [FiltersView(), FeatureMapsView(), HistogramsView()]
