@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QSpinBox,
     QStackedLayout,
     QTableWidget,
@@ -648,6 +649,9 @@ class HistogramsView(_LiveView):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setMaximumHeight(150)
+        # in a short dock the histograms keep most of the height (the table scrolls)
+        self.table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self.table.setMinimumHeight(self.table.fontMetrics().height() * 3)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         self.table.itemSelectionChanged.connect(self._on_row_selected)
         grid.addWidget(self.table, 1)
@@ -1056,6 +1060,13 @@ class LiveViews(QTabWidget):
         self.start_run({})
 
     # ---- public API -----------------------------------------------------------------------------------------
+    def end_run(self) -> None:
+        """The run is over: what waited for a drawing budget is drawn now, so its end shows at once."""
+        self.curves.flush()
+        for view in (self.filters, self.features, self.histograms, self.boundary, self.reconstructions):
+            if view.render_pending():
+                view._render_now()
+
     def start_run(self, info: dict[str, Any]) -> None:
         self.curves.start_run(info)
         self.filters.start_run()

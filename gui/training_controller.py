@@ -315,6 +315,8 @@ class TrainingController(QObject):
     def _on_finished(self, result: dict) -> None:
         w, doc = self.window, self.window.document
         self.last_result = result
+        if hasattr(w.live_views, "end_run"):
+            w.live_views.end_run()  # the final curves and pictures now, not at their next paced frame
         if doc is not None:
             doc.unlock()
             self._remember_weights(result)

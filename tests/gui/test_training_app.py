@@ -24,7 +24,11 @@ def small_cnn(w: MainWindow, tmp_path, epochs: int = 1, lr: float | None = None)
     assert w._save_to(tmp_path / "cnn.layerloom")
 
 
-def test_train_from_the_window_feeds_the_views_and_keeps_the_weights(window, qtbot, tmp_path):
+def test_train_from_the_window_feeds_the_views_and_keeps_the_weights(window, qtbot, tmp_path, monkeypatch):
+    import gui.plots
+    # a machine so slow to draw that the curves' next frame would come only after the run
+    monkeypatch.setattr(gui.plots, "DRAW_BUDGET", 1e-6)
+    monkeypatch.setattr(gui.plots, "MAX_FRAME_MS", 600_000)
     w = window
     small_cnn(w, tmp_path, epochs=2)
     kernels = []
@@ -42,8 +46,12 @@ def test_train_from_the_window_feeds_the_views_and_keeps_the_weights(window, qtb
     result = done.args[0]
     assert result["status"] == "finished", result["message"]
     assert not w.document.locked and w.training.train_action.isEnabled()
-    steps, loss = w.live_views.view("curves").raw_steps("loss")
+    curves = w.live_views.view("curves")
+    steps, loss = curves.raw_steps("loss")
     assert len(steps) == result["steps_done"] and np.isfinite(loss).all()
+    # the end of the run is drawn at once, not at the curves' next paced frame
+    assert curves.curves()["loss_step"].xData[-1] == steps[-1]
+    assert len(curves.curves()["loss_train"].xData) == result["epochs_done"]
     assert len(kernels) >= 2 and not np.array_equal(kernels[0], kernels[-1])  # the filters learned
     # The trained weights are recorded in the project, relative to its folder, and saved with it.
     weights = w.training.weights_path()
