@@ -490,8 +490,7 @@ class Trainer:
         self._accum.seconds += time.perf_counter() - t_epoch
 
     def _non_finite(self, value: float, b: int, when: str = "in") -> None:
-        import torch
-        finite = all(torch.isfinite(p).all() for p in self.module.parameters())
+        finite = _all_finite(list(self.module.parameters()))
         if (not finite or when != "in") and self._good_weights is not None:
             self.load_weights(self._good_weights)
             kept = "the weights from the end of the last good epoch are kept"
