@@ -215,6 +215,11 @@ class _LiveView(QWidget):
         """Whether new data wait for the drawing budget (tests wait on it)."""
         return self._render_timer.isActive()
 
+    def draw_pending(self) -> None:
+        """Draw now what waits for the drawing budget, if anything does."""
+        if self._render_timer.isActive():
+            self._render_now()
+
     def _render_now(self) -> None:
         self._render_timer.stop()
         self._dirty = False
@@ -1064,8 +1069,7 @@ class LiveViews(QTabWidget):
         """The run is over: what waited for a drawing budget is drawn now, so its end shows at once."""
         self.curves.flush()
         for view in (self.filters, self.features, self.histograms, self.boundary, self.reconstructions):
-            if view.render_pending():
-                view._render_now()
+            view.draw_pending()
 
     def start_run(self, info: dict[str, Any]) -> None:
         self.curves.start_run(info)
