@@ -306,12 +306,40 @@ def test_an_optimizer_from_the_spec_steps_like_a_hand_made_one(name, custom):
     theirs, start = copy.deepcopy(ours), copy.deepcopy(ours)
     spec = get_optimizer(name)
     values = spec.validate_params(CUSTOM[name] if custom else {})
-    _train(ours, spec.build(values, ours.parameters()))
+    opt = spec.build(values, ours.parameters())
+    _train(ours, opt)
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in CUSTOM[name].items()} if custom else {}
-    _train(theirs, OPTIM_CLASSES[name](theirs.parameters(), **kwargs))
+    default = copy.deepcopy(theirs)
+    # The same class with the same kernel choice steps identically ...
+    _train(theirs, OPTIM_CLASSES[name](theirs.parameters(), **kwargs, **_kernel(opt)))
     for a, b in zip(ours.parameters(), theirs.parameters()):
         assert torch.equal(a, b)
+    # ... and PyTorch's default kernel gives the same update, to float rounding
+    _train(default, OPTIM_CLASSES[name](default.parameters(), **kwargs))
+    for a, b in zip(ours.parameters(), default.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
     assert not torch.equal(ours.weight, start.weight)  # it did move
+
+
+def _kernel(opt) -> dict:
+    return {"fused": True} if opt.param_groups[0].get("fused") else {}
+
+
+@pytest.mark.parametrize("name", list(OPTIM_CLASSES))
+def test_optimizers_take_pytorchs_fused_kernel_where_it_has_one(name):
+    spec = get_optimizer(name)
+    opt = spec.build(spec.defaults(), nn.Linear(4, 3).parameters())
+    has_fused = "fused" in inspect.signature(OPTIM_CLASSES[name].__init__).parameters
+    assert bool(opt.param_groups[0].get("fused")) == has_fused
+    # parameter groups (layer-wise learning rates) get it as well
+    a, b = nn.Linear(4, 3), nn.Linear(3, 2)
+    opt = spec.build(spec.defaults(), [{"params": a.parameters()}, {"params": b.parameters(), "lr": 0.5}])
+    assert all(bool(g.get("fused")) == has_fused for g in opt.param_groups)
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 2]  # generators are read once, not used up
+    assert opt.param_groups[1]["lr"] == 0.5
+    # a device without the kernel keeps PyTorch's default (the meta device has none)
+    opt = spec.build(spec.defaults(), nn.Linear(4, 3, device="meta").parameters())
+    assert not opt.param_groups[0].get("fused")
 
 
 @pytest.mark.parametrize("name, values, param, words", [
