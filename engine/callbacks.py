@@ -49,12 +49,16 @@ class History(Callback):
 
     def on_train_batch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
         columns, count = self._columns, self._count
+        self._count = count + 1
+        if logs.keys() == columns.keys():  # the usual step: the same figures as the one before
+            for key, value in logs.items():
+                columns[key].append(value)
+            return
         for key, value in logs.items():
             column = columns.get(key)
             if column is None:
                 column = columns[key] = [None] * count
             column.append(value)
-        self._count = count + 1
         for column in columns.values():
             if len(column) == count:  # a key this step did not log
                 column.append(None)

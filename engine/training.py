@@ -134,6 +134,14 @@ def _all_finite(tensors) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
+def _channels_last(t) -> bool:
+    """A batch of images stored channels-last with more than one channel (with one, both layouts are the same
+    bytes and row-major indexing is as good)."""
+    import torch
+    return t.dim() == 4 and t.shape[1] > 1 and not t.is_contiguous() and \
+        t.is_contiguous(memory_format=torch.channels_last)
+
+
 def pick_device(name: str) -> str:
     import torch
     if name == "auto":
@@ -406,6 +414,8 @@ class Trainer:
             self._aug_gen.manual_seed(self.config.seed * 7_919 + self.epoch)
             self._call("on_train_epoch_start", {"epoch": self.epoch + 1, "step": self.global_step})
         x_all, y_all = data.train_x, data.train_y
+        # index_select gives row-major rows; indexing keeps a channels-last batch channels-last, as the model is
+        keep_layout = _channels_last(x_all)
         params = [p for p in self.module.parameters() if p.requires_grad]
         augment = data.augment if data.augment and any(data.augment.values()) else None
         if augment is not None:
@@ -434,7 +444,8 @@ class Trainer:
             idx = self._shard(global_idx) if world > 1 else global_idx
             if on_device:
                 idx = idx.to(x_all.device)
-            xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
+            xb = x_all[idx] if keep_layout else x_all.index_select(0, idx)
+            yb = y_all.index_select(0, idx)
             if augment is not None:
                 xb = augment_batch(xb, augment, self._aug_gen)
                 if data.target_is_input:
@@ -514,11 +525,13 @@ class Trainer:
         model.train(False)  # evaluation mode
         with torch.no_grad():
             order = torch.arange(n)
+            keep_layout = _channels_last(data.val_x)
             for b in range(math.ceil(n / bs)):
                 idx = self._shard(order[b * bs:(b + 1) * bs])
                 if data.val_x.device.type != "cpu":
                     idx = idx.to(data.val_x.device)
-                xb, yb = data.val_x.index_select(0, idx), data.val_y.index_select(0, idx)
+                xb = data.val_x[idx] if keep_layout else data.val_x.index_select(0, idx)
+                yb = data.val_y.index_select(0, idx)
                 self._call("on_validation_batch_start", {"epoch": self.epoch + 1, "batch": b + 1})
                 if self._amp_dtype is not None:
                     with torch.autocast(device_type="cuda", dtype=self._amp_dtype):

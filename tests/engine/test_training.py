@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import engine
-from engine.callbacks import HOOKS, Callback, Snapshots
+from engine.callbacks import HOOKS, Callback, History, Snapshots
 from engine.training import ACCURACY, REGRESSION, Status, TensorData, TrainConfig, Trainer
 
 
@@ -487,3 +487,50 @@ def test_an_error_is_placed_in_its_step_or_after_its_epoch():
         messages.append(result.message)
     assert messages == ["training stopped by an error in epoch 1, step 2: RuntimeError: bad batch hook",
                         "training stopped by an error at the end of epoch 1: the data file vanished"]
+
+
+def test_history_keeps_steps_whose_figures_change():
+    """A step may log a figure the others do not (a callback's extra key) or leave one out: each column stays
+    aligned with the steps, None where a step did not log it."""
+    h = History()
+    h.on_train_batch_end(None, {"loss": 1.0, "acc": 0.5, "step": 1})
+    h.on_train_batch_end(None, {"loss": 0.9, "acc": 0.6, "step": 2})
+    h.on_train_batch_end(None, {"loss": 0.8, "step": 3, "grad": 2.0})
+    h.on_train_batch_end(None, {"loss": 0.7, "acc": 0.8, "step": 4, "grad": 1.5})
+    h.on_train_batch_end(None, {"acc": 0.9, "loss": 0.6, "step": 5, "grad": 1.0})  # another order
+    assert h.column("loss") == [1.0, 0.9, 0.8, 0.7, 0.6]
+    assert h.column("acc") == [0.5, 0.6, None, 0.8, 0.9]
+    assert h.column("grad") == [None, None, 2.0, 1.5, 1.0]
+    assert h.steps[2] == {"loss": 0.8, "step": 3, "grad": 2.0}
+    assert h.steps[4] == {"loss": 0.6, "acc": 0.9, "step": 5, "grad": 1.0}
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_image_batches_reach_the_model_in_its_layout(channels):
+    """The Trainer turns image training into channels-last (faster convolutions on the CPU): every batch, in
+    training and in validation, must reach the first convolution in that layout too, or it runs a slow mixed
+    path. (index_select would hand back row-major rows of a 3-channel batch.)"""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(channels, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 3))
+    seen = []
+    model[0].register_forward_pre_hook(lambda m, args: seen.append(
+        args[0].is_contiguous(memory_format=torch.channels_last)))
+    x, y = torch.randn(40, channels, 8, 8), torch.randint(0, 3, (40,))
+    trainer = Trainer(model, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                      TrainConfig(epochs=1, batch_size=16))
+    result = trainer.fit(TensorData(x[:30], y[:30], x[30:], y[30:]))
+    assert result.status == Status.FINISHED
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert len(seen) == 3 and all(seen)  # 2 training batches (16 + 14) and 1 validation batch
+
+
+def test_channels_last_can_be_turned_off():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
+    seen = []
+    model[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous()))
+    x, y = torch.randn(20, 3, 8, 8), torch.randint(0, 3, (20,))
+    trainer = Trainer(model, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1),
+                      TrainConfig(epochs=1, batch_size=10, channels_last=False))
+    assert trainer.fit(TensorData(x, y)).status == Status.FINISHED
+    assert seen == [True, True] and model[0].weight.is_contiguous()
