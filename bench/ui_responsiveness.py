@@ -173,7 +173,12 @@ def main() -> None:
             done.update(result)
             loop.quit()
 
-        def snapshot(snap: dict) -> None:
+        pictures = {"count": 0, "seconds": 0.0, "coach": 0.0}
+
+        def snapshot(snap: dict, pictures=pictures) -> None:
+            pictures["count"] += 1
+            pictures["seconds"] += snap.get("seconds", 0.0)
+            pictures["coach"] = (snap.get("coach") or {}).get("seconds", pictures["coach"])
             for v in extra:
                 v.set_snapshot(snap)
 
@@ -199,7 +204,8 @@ def main() -> None:
         print(f"round {r + 1}: app {results['app'][-1]:.1f} steps/s, plain {results['plain'][-1]:.1f}, "
               f"plain channels-last {results['plain channels-last'][-1]:.1f}; longest stall {worst[-1]:.1f} ms, "
               f"p95 {p95[-1]:.1f} ms over {len(stalls)} ticks; the window's thread used {gui_cpu:.2f} s of CPU in "
-              f"{wall:.2f} s")
+              f"{wall:.2f} s; on the training thread {pictures['count']} snapshots took "
+              f"{pictures['seconds'] * 1000:.0f} ms and the coach {pictures['coach'] * 1000:.0f} ms")
     ratio = statistics.median(a / b for a, b in zip(results["app"], results["plain"], strict=True))
     ratio_cl = statistics.median(a / b for a, b in zip(results["app"], results["plain channels-last"], strict=True))
     longest = max(worst)
