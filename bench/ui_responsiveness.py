@@ -140,7 +140,7 @@ def main() -> None:
     # 150 ms after the settings change and would otherwise load the data beside the first run).
     settle = QElapsedTimer()
     settle.start()
-    while window.training_panel.preview_state not in ("ready", "error", "empty") and settle.elapsed() < 60_000:
+    while not window.training_panel.preview_settled() and settle.elapsed() < 60_000:
         app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
         time.sleep(0.01)
     # Every live view open at once: the tabbed views in the Live dock, plus a window each for the views that

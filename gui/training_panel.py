@@ -267,6 +267,10 @@ class TrainingSetupPanel(QWidget):
     def preview_state(self) -> str:
         return self._preview_state
 
+    def preview_settled(self) -> bool:
+        """No preview waiting to start (a change starts one 150 ms later) or loading."""
+        return not self._preview_timer.isActive() and not self._loading
+
     @property
     def bundle(self):
         """The data the preview shows (an engine.data DataBundle), or None."""

@@ -294,3 +294,14 @@ def test_device_choice_offers_auto_and_cpu(panel, doc):
     assert [device.itemData(i) for i in range(device.count())] == ["auto", "cpu", "cuda"]
     choose(device, "cpu")
     assert doc.project.training["device"] == "cpu"
+
+
+def test_preview_settled_waits_for_the_delayed_start_and_the_load(panel, doc, qtbot):
+    """A change starts the preview 150 ms later: until it has started and loaded, the panel is not settled
+    (benchmarks and tests wait on it before pressing Train)."""
+    wait_preview(qtbot, panel)
+    qtbot.waitUntil(panel.preview_settled, timeout=WAIT)
+    choose(panel.source_combo, "iris")
+    assert not panel.preview_settled()
+    qtbot.waitUntil(panel.preview_settled, timeout=WAIT)
+    assert panel.preview_state == "ready" and "3 classes" in panel.preview_text()
