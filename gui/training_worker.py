@@ -33,6 +33,13 @@ PROGRESS_INTERVAL = 1 / 4    # ~4 `progress` emits a second
 # (or a short, fast run) never spends more than a few per cent of its training on them. The first snapshot and
 # the one at the end of the run are always taken.
 SNAPSHOT_SHARE = 0.03
+# The window's thread draws every snapshot in each view that shows it (three windows of pictures cost it three
+# times one). While a run trains, the session measures how busy the window's thread has been between two
+# snapshots (its CPU seconds per second): above WINDOW_SHARE the next snapshots wait longer (up to
+# MAX_PICTURE_GAP seconds apart), below half of it the wait shrinks back. The window's work competes with the
+# training for the cores, so a slow machine with many views open trains at full speed and shows fewer pictures.
+WINDOW_SHARE = 0.06
+MAX_PICTURE_GAP = 3.0
 RATE_WINDOW = 2.0            # seconds over which steps/s is measured
 
 # The coach (engine.coach.Coach) looks closely at one step in `every`; the rest of its work is a few float
@@ -325,7 +332,7 @@ class _Bridge(Callback):
             snap["coach"] = self.coach_payload()
         now = time.perf_counter()
         snap["seconds"] = now - t
-        self._next_snapshot = now + snap["seconds"] / SNAPSHOT_SHARE
+        self._next_snapshot = now + max(snap["seconds"] / SNAPSHOT_SHARE, self.session.picture_gap)
         self.snapshots_taken += 1
         self.session._send("snapshot", snap)
 
@@ -429,6 +436,8 @@ class TrainingSession(QObject):
         self._lock = threading.Lock()
         self._pending_views: dict[str, Any] = {}
         self._orphaned = False
+        self.picture_gap = 0.0  # seconds between snapshots the window asks for (written here, read by the thread)
+        self._load_mark: tuple[float, float] | None = None
         self.run_dir: Path | None = None
         self.result: dict[str, Any] | None = None
         self._relay.connect(self._on_relay, Qt.ConnectionType.QueuedConnection)
@@ -524,7 +533,25 @@ class TrainingSession(QObject):
 
     @Slot(str, object)
     def _on_relay(self, name: str, payload: dict[str, Any]) -> None:
+        if name == "snapshot":
+            self.pace_pictures()
         getattr(self, name).emit(payload)
+
+    def pace_pictures(self) -> None:
+        """At each snapshot's arrival (GUI thread): the share of a core the window's thread used since the last
+        one sets `picture_gap`, the least time the training thread leaves between two snapshots."""
+        now, cpu = time.perf_counter(), time.thread_time()
+        mark, self._load_mark = self._load_mark, (now, cpu)
+        if mark is None or now - mark[0] < 0.02:
+            return
+        interval = now - mark[0]
+        share = (cpu - mark[1]) / interval
+        gap = self.picture_gap
+        if share > WINDOW_SHARE:  # stretch the interval so that the same drawing makes about WINDOW_SHARE
+            gap = min(MAX_PICTURE_GAP, max(gap * 1.5, interval * share / WINDOW_SHARE))
+        elif share < WINDOW_SHARE / 2:
+            gap = gap * 0.7 if gap > 0.05 else 0.0
+        self.picture_gap = gap
 
     def _take_views(self) -> dict[str, Any]:
         with self._lock:

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -333,3 +334,49 @@ def test_the_training_thread_yields_to_the_window(qtbot, make_session, tmp_path)
     window = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert probe.seen and all(p > window for p in probe.seen)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == window  # the window's thread is untouched
+
+
+def _busy(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_busy_window_asks_for_fewer_pictures_and_an_idle_one_for_more(qtbot, make_session, tmp_path):
+    """The session measures the window's thread between snapshots: when it used more than WINDOW_SHARE of a core,
+    the next pictures wait longer (so drawing them does not slow the training down); when it idles, the wait
+    shrinks back to none."""
+    session, _ = make_session(moons_project(epochs=1), tmp_path)
+    session.pace_pictures()  # the first arrival only marks the time
+    assert session.picture_gap == 0.0
+    _busy(0.06)  # the window's thread busy all through a 60 ms interval: a full core
+    session.pace_pictures()
+    busy_gap = session.picture_gap
+    assert 0.5 < busy_gap <= training_worker.MAX_PICTURE_GAP  # ~ 0.06 s × 1.0 / WINDOW_SHARE
+    for _ in range(3):  # keeps being busy: the gap grows, up to its ceiling
+        _busy(0.06)
+        session.pace_pictures()
+    assert busy_gap < session.picture_gap <= training_worker.MAX_PICTURE_GAP
+    for _ in range(40):  # idle intervals: it shrinks to nothing
+        time.sleep(0.03)
+        session.pace_pictures()
+    assert session.picture_gap == 0.0
+
+
+def test_the_training_thread_leaves_the_gap_the_window_asks_for(qtbot, make_session, tmp_path, monkeypatch):
+    """With a long picture gap, a run sends the first snapshot and the one at its end, none between (they would
+    have come every few steps); the live curves still get every step."""
+    monkeypatch.setattr(TrainingSession, "pace_pictures", lambda self: None)  # the gaps below stay as set
+    monkeypatch.setattr(training_worker, "SNAPSHOT_SHARE", 1.0)  # paced by the gap alone
+    counts = {}
+    for gap in (0.0, 60.0):
+        session, rec = make_session(moons_project(epochs=4), tmp_path, snapshot_every=2)
+        session.picture_gap = gap
+        done = finish(qtbot, session)
+        assert done["status"] == "finished"
+        snaps = rec.of("snapshot")
+        total = rec.of("started")[0]["total_steps"]
+        counts[gap] = len(snaps)
+        assert snaps[0]["step"] == 2 and snaps[-1]["step"] == total
+        assert np.concatenate([s["step"] for s in rec.of("steps")]).tolist() == list(range(1, total + 1))
+    assert counts[60.0] == 2 and counts[0.0] > 10
