@@ -508,6 +508,43 @@ def test_histograms_show_bars_norms_and_a_table(qtbot, conv):
     np.testing.assert_array_equal(view.bar_heights()[0], second["layers"]["conv1"]["bias"]["hist"])
 
 
+def _view_range(plot) -> tuple[tuple[float, float], tuple[float, float]]:
+    (x0, x1), (y0, y1) = plot.getViewBox().viewRange()
+    return (x0, x1), (y0, y1)
+
+
+def test_histogram_axes_hold_the_data_and_stay_while_they_still_fit(qtbot, conv):
+    """Each histogram keeps its range from one snapshot to the next while the bars still fit it (pyqtgraph
+    then redraws the bars, not the axes); weights that grow past it get a new, wider range."""
+    view = HistogramsView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    view.set_snapshot(conv_snapshot(conv, 10))
+    drawn(qtbot, view)
+    first = _view_range(view.weight_plot)
+    edges = view._layers["conv1"]["weight"]["edges"]
+    heights = view.bar_heights()[0]
+    assert first[0][0] <= edges[0] and edges[-1] <= first[0][1]  # every bar on screen
+    assert first[1][0] <= 0 and heights.max() <= first[1][1]
+    with torch.no_grad():
+        conv.weight.mul_(1.02)  # a small step of training
+    view.set_snapshot(conv_snapshot(conv, 20))
+    drawn(qtbot, view)
+    assert _view_range(view.weight_plot) == first
+    with torch.no_grad():
+        conv.weight.mul_(4.0)  # the weights spread four times as wide
+    view.set_snapshot(conv_snapshot(conv, 30))
+    drawn(qtbot, view)
+    wider = _view_range(view.weight_plot)
+    edges = view._layers["conv1"]["weight"]["edges"]
+    assert wider[0][1] - wider[0][0] > 2 * (first[0][1] - first[0][0])
+    assert wider[0][0] <= edges[0] and edges[-1] <= wider[0][1]
+    x, y = view.weight_norm_curve.getData()  # the norms over time are on screen too
+    (nx0, nx1), (ny0, ny1) = _view_range(view.norm_plot)
+    assert nx0 <= 0 and x[-1] <= nx1 and ny0 <= y.min() and y.max() <= ny1
+
+
 def test_decision_boundary_draws_grid_and_points(qtbot):
     view = DecisionBoundaryView()
     qtbot.addWidget(view)
