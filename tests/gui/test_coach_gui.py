@@ -54,13 +54,17 @@ def deep_sigmoid_stack():
 
 def train(w, qtbot, timeout=120_000):
     """Start a run from the window; returns (session, result)."""
-    with qtbot.waitSignal(w.training.run_started, timeout=timeout):
-        assert w.training.train()
-    session = w.training.session
-    assert not w.training.find_lr_action.isEnabled()  # the range test would train the locked network
-    with qtbot.waitSignal(w.training.run_finished, timeout=timeout) as done:
-        pass
-    result = done.args[0]
+    finished = []
+    w.training.run_finished.connect(finished.append)  # a tiny run may end while run_started is delivered
+    try:
+        with qtbot.waitSignal(w.training.run_started, timeout=timeout):
+            assert w.training.train()
+            assert not w.training.find_lr_action.isEnabled()  # the range test would train the locked network
+        session = w.training.session
+        qtbot.waitUntil(lambda: bool(finished), timeout=timeout)
+    finally:
+        w.training.run_finished.disconnect(finished.append)
+    result = finished[0]
     assert result["status"] == "finished", result["message"]
     assert w.training.find_lr_action.isEnabled()
     return session, result
