@@ -157,6 +157,10 @@ class TrainingController(QObject):
             self._coach_hooked = True
         self.advice = []
         self.session = session
+        # The live views come to the front at once, before the lock disables the settings: a settings panel
+        # sharing the dock area is then behind its tab and is not repainted greyed out, and the first pictures
+        # of the run do not arrive together with a relayout of the window (which made one long stall).
+        self._show_live_dock()
         doc.lock(LOCK_REASON)
         w.set_model_locked(True, LOCK_REASON)
         w.hide_banner()
@@ -206,12 +210,15 @@ class TrainingController(QObject):
         finally:
             bar.setUpdatesEnabled(True)
 
-    def _on_started(self, info: dict) -> None:
-        self.window.live_views.start_run(info)
+    def _show_live_dock(self) -> None:
         dock = self.window.live_dock
         if dock.isHidden() or dock.visibleRegion().isEmpty():  # closed, or behind another dock's tab
             dock.show()
             dock.raise_()  # (raising a dock already in view would only repaint the window once more)
+
+    def _on_started(self, info: dict) -> None:
+        self.window.live_views.start_run(info)
+        self._show_live_dock()  # in view since Train was pressed, unless the user has put it away since
         self._set_progress(0, max(1, int(info.get("total_steps") or 1)))
         self.run_started.emit(info)
 

@@ -9,6 +9,7 @@ import torch
 from PySide6.QtGui import QPalette
 
 from gui.live_views import (
+    DRAW_QUEUE,
     DecisionBoundaryView,
     FeatureMapsView,
     FiltersView,
@@ -427,6 +428,8 @@ def test_filters_update_in_place(qtbot, conv):
     view.resize(600, 400)
     view.show()
     view.set_snapshot(conv_snapshot(conv, 10))
+    assert view.render_pending() and view.renders == 0  # drawn at the next turn of the event loop
+    drawn(qtbot, view)
     item = view.canvas.image
     first = view.mosaic_image().copy()
     assert first.dtype == np.uint8 and first.ndim == 3
@@ -443,6 +446,28 @@ def test_filters_update_in_place(qtbot, conv):
     assert view.renders == 3
 
 
+def test_a_snapshot_reaching_several_views_is_drawn_one_view_per_turn(qtbot, conv):
+    """Every view gets a snapshot at the same moment; each draws at its own turn of the event loop, so the
+    window serves the user between two views' drawings instead of after all of them."""
+    views = [FiltersView(), FeatureMapsView(), HistogramsView()]
+    for v in views:
+        qtbot.addWidget(v)
+        v.resize(500, 400)
+        v.show()
+    snap = conv_snapshot(conv, 10)
+    for v in views:
+        v.set_snapshot(snap)
+    assert all(v.render_pending() and v.renders == 0 for v in views)
+    DRAW_QUEUE._next()  # one turn: the first view in line
+    assert [v.renders for v in views] == [1, 0, 0] and views[1].render_pending()
+    for v in views:
+        drawn(qtbot, v)
+    assert [v.renders for v in views] == [1, 1, 1]
+    views[2].set_snapshot(conv_snapshot(conv, 11))  # within its budget: waits, then comes by itself
+    views[2].draw_pending()  # the end of a run draws what waits at once
+    assert views[2].renders == 2 and not views[2].render_pending()
+
+
 def test_filters_show_three_channel_kernels_in_colour_and_conv1d_as_strips(qtbot):
     view = FiltersView()
     qtbot.addWidget(view)
@@ -450,6 +475,7 @@ def test_filters_show_three_channel_kernels_in_colour_and_conv1d_as_strips(qtbot
     torch.manual_seed(1)
     rgb = torch.nn.Conv2d(3, 6, 5).weight.detach().numpy()
     view.set_snapshot({"step": 1, "kernels": rgb, "kernel_layer": "c"})
+    drawn(qtbot, view)
     assert view.channel_combo.currentData() == "rgb" and view.channel_combo.isVisibleTo(view)
     image = view.mosaic_image()
     assert image.shape[2] == 3 and len(np.unique(image.reshape(-1, 3), axis=0)) > 50
@@ -469,6 +495,7 @@ def test_feature_maps_show_one_tile_per_channel_and_ask_for_other_layers(qtbot, 
     view.start_run(["conv1", "relu1", "fc"], samples=100)
     snap = conv_snapshot(conv, 5)
     view.set_snapshot(snap)
+    drawn(qtbot, view)
     assert view.channel_count() == 8 and view._grid.n == 8
     assert "8 maps of 26×26" in view.detail_label.text()
     with qtbot.waitSignal(view.feature_request) as blocker:
@@ -558,6 +585,7 @@ def test_decision_boundary_draws_grid_and_points(qtbot):
     labels = (points[:, 0] > points[:, 1]).astype(np.int64)
     view.set_snapshot({"step": 3, "boundary": {"extent": [-2, 3, -1, 1], "grid": grid, "n_classes": 2,
                                                "points": points, "labels": labels}})
+    drawn(qtbot, view)
     assert view.image.image.shape == (40, 50, 3)
     rect = view.image.mapRectToParent(view.image.boundingRect())
     dx, dy = 5 / 49, 2 / 39  # values sit on the extent's corners: cells reach half a step beyond
@@ -583,6 +611,7 @@ def test_reconstructions_put_inputs_above_outputs(qtbot):
     rng = np.random.default_rng(0)
     inputs = rng.uniform(0, 1, size=(6, 1, 12, 12)).astype(np.float32)
     view.set_snapshot({"step": 9, "reconstruction": {"inputs": inputs, "outputs": inputs * 0.5}})
+    drawn(qtbot, view)
     image = view.mosaic_image()
     assert image.ndim == 3 and image.shape[0] > 2 * 12
     assert "6 samples" in view.detail_label.text() and "MSE" in view.detail_label.text()
