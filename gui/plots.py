@@ -628,6 +628,8 @@ class TrainingPlots(QWidget):
         self._lr = self._new_curve(self.lr_plot, None, pg.mkPen(LR_COLOR, width=1.5), many=True)
         self._curves = [self._loss_shadow, self._loss_step, self._loss_train, self._loss_val, self._metric_shadow,
                         self._metric_step, self._metric_train, self._metric_val, self._lr]
+        for plot in (self.loss_plot, self.metric_plot, self.lr_plot):  # empty: whole steps and 0-1, not
+            plot.getViewBox().setRange(xRange=(0, 100), yRange=(0, 1), padding=0)  # "step (x0.001)"
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
