@@ -200,6 +200,7 @@ class Coach(Callback):
         def hook(module, inputs, out):
             if not (module.training and torch.is_grad_enabled()) or not isinstance(out, torch.Tensor):
                 return  # validation, the live views, a snapshot's forward pass
+            start = time.perf_counter()  # counted in `seconds`, which paces the sampling
             t = out.detach()
             if t.dim() < 2:
                 alive = t > 0
@@ -211,6 +212,7 @@ class Coach(Callback):
                 alive = t.amax(dim=tuple(range(t.dim() - 1))) > 0
             old = seen.get(node)
             seen[node] = alive if old is None or old.shape != alive.shape else old | alive
+            self.seconds += time.perf_counter() - start
         return hook
 
     def _remove_hooks(self) -> None:

@@ -395,3 +395,21 @@ def test_the_range_test_refuses_settings_that_cannot_work(kw, words):
                       (torch.randn(8, 2), torch.zeros(8, dtype=torch.long)), **kw)
     with pytest.raises(TrainingError, match="TensorData"):
         lr_range_test(model, torch.nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), [1, 2, 3])
+
+
+def test_the_time_the_relu_hooks_take_counts_as_coaching():
+    """On a sampled step the coach watches every ReLU's output during the forward pass; that time is part of
+    `seconds`, which the app uses to keep the coach near 1 % of a run."""
+    run = prepare(project(mlp()), callbacks=[])
+    coach = Coach(every=5)
+    coach.on_fit_start(run.trainer, {"epoch": 0, "step": 0})  # armed for the next step
+    model = run.trainer.module
+    model.train()
+    before = coach.seconds
+    with torch.enable_grad():
+        model(torch.randn(64, 2))
+    assert coach.seconds > before and len(coach._seen) == 2  # both ReLUs seen, their time counted
+    seen = coach.seconds
+    with torch.no_grad():  # a snapshot's or the validation's forward pass is not watched
+        model(torch.randn(64, 2))
+    assert coach.seconds == seen
