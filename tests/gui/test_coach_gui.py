@@ -59,8 +59,8 @@ def train(w, qtbot, timeout=120_000):
     try:
         with qtbot.waitSignal(w.training.run_started, timeout=timeout):
             assert w.training.train()
+            session = w.training.session  # (the controller lets go of it when the run ends)
             assert not w.training.find_lr_action.isEnabled()  # the range test would train the locked network
-        session = w.training.session
         qtbot.waitUntil(lambda: bool(finished), timeout=timeout)
     finally:
         w.training.run_finished.disconnect(finished.append)
