@@ -31,9 +31,9 @@ def test_train_from_the_window_feeds_the_views_and_keeps_the_weights(window, qtb
     monkeypatch.setattr(gui.plots, "MAX_FRAME_MS", 600_000)
     w = window
     small_cnn(w, tmp_path, epochs=2)
-    kernels = []
-    with qtbot.waitSignal(w.training.run_started, timeout=60_000):
-        assert w.training.train()
+    kernels, finished = [], []
+    w.training.run_finished.connect(finished.append)  # collected from the start: nothing is missed
+    assert w.training.train()
     session = w.training.session
     session.snapshot.connect(lambda s: kernels.append(np.array(s["kernels"])) if "kernels" in s else None)
     assert w.document.locked
@@ -41,9 +41,9 @@ def test_train_from_the_window_feeds_the_views_and_keeps_the_weights(window, qtb
         w.document.add_node("ReLU")
     assert not w.training.train_action.isEnabled() and w.training.stop_action.isEnabled()
     assert w.training_panel.locked
-    with qtbot.waitSignal(w.training.run_finished, timeout=180_000) as done:
-        pass
-    result = done.args[0]
+    qtbot.waitUntil(lambda: bool(finished), timeout=180_000)
+    w.training.run_finished.disconnect(finished.append)
+    result = finished[0]
     assert result["status"] == "finished", result["message"]
     assert not w.document.locked and w.training.train_action.isEnabled()
     curves = w.live_views.view("curves")
