@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .training_worker import TrainingSession
 
 LOCK_REASON = "a training run is using the network: pause does not unlock it; press Stop (Shift+F5) to edit"
+LIVE_DOCK_SHARE = 0.36  # of the window's height: the least a bottom Live dock gets when a run starts
 TRAINED_KEY = "trained"  # project.extra["trained"] = {"weights": path relative to the project, "run": ..., ...}
 
 
@@ -157,10 +158,11 @@ class TrainingController(QObject):
             self._coach_hooked = True
         self.advice = []
         self.session = session
-        # The live views come to the front at once, before the lock disables the settings: a settings panel
-        # sharing the dock area is then behind its tab and is not repainted greyed out, and the first pictures
-        # of the run do not arrive together with a relayout of the window (which made one long stall).
-        self._show_live_dock()
+        # The live views come to the front at once (grown if squeezed to a strip), before the lock disables the
+        # settings: a settings panel sharing the dock area is then behind its tab and is not repainted greyed
+        # out, and the first pictures of the run do not arrive together with a relayout of the window (which
+        # made one long stall).
+        self._show_live_dock(grow=True)
         doc.lock(LOCK_REASON)
         w.set_model_locked(True, LOCK_REASON)
         w.hide_banner()
@@ -210,11 +212,18 @@ class TrainingController(QObject):
         finally:
             bar.setUpdatesEnabled(True)
 
-    def _show_live_dock(self) -> None:
-        dock = self.window.live_dock
+    def _show_live_dock(self, grow: bool = False) -> None:
+        w = self.window
+        dock = w.live_dock
         if dock.isHidden() or dock.visibleRegion().isEmpty():  # closed, or behind another dock's tab
             dock.show()
             dock.raise_()  # (raising a dock already in view would only repaint the window once more)
+        # a run's curves need some height: a bottom dock squeezed to a strip grows to LIVE_DOCK_SHARE of the
+        # window (the network is locked meanwhile); a taller one, or one the user floated, stays as it is
+        want = int(LIVE_DOCK_SHARE * w.height())
+        if grow and not dock.isFloating() and w.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea \
+                and dock.height() < want:
+            w.resizeDocks([dock], [want], Qt.Orientation.Vertical)
 
     def _on_started(self, info: dict) -> None:
         self.window.live_views.start_run(info)

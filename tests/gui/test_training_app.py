@@ -144,3 +144,35 @@ def test_export_from_the_dialog_is_checked(window, qtbot, tmp_path):
     assert (tmp_path / "mlp.onnx").is_file()
     assert "check passed" in dialog.result_text().lower()
     dialog.close()
+
+
+@pytest.mark.parametrize("start, grows", [(110, True), (420, False)])
+def test_train_brings_the_live_dock_forward_tall_enough_for_its_curves(window, qtbot, tmp_path, start, grows):
+    """Train shows the Live dock at once; a bottom dock squeezed to a strip grows to a share of the window so the
+    curves can be read, and one the user made taller stays as it is."""
+    from PySide6.QtCore import Qt
+
+    from gui.training_controller import LIVE_DOCK_SHARE
+    w = window
+    w.resize(1400, 900)
+    w.show()
+    small_cnn(w, tmp_path, epochs=3)
+    dock = w.live_dock
+    dock.raise_()
+    qtbot.waitUntil(lambda: not dock.visibleRegion().isEmpty(), timeout=5000)
+    w.resizeDocks([dock], [start], Qt.Orientation.Vertical)
+    qtbot.waitUntil(lambda: abs(dock.height() - start) < 40, timeout=5000)
+    w.summary_dock.raise_()  # the Live dock behind another tab of the bottom area, as the window starts
+    qtbot.waitUntil(lambda: dock.visibleRegion().isEmpty(), timeout=5000)
+    finished = []
+    w.training.run_finished.connect(finished.append)
+    assert w.training.train()
+    qtbot.waitUntil(lambda: not dock.visibleRegion().isEmpty(), timeout=5000)  # in front, before the run starts
+    want = LIVE_DOCK_SHARE * w.height()
+    if grows:
+        qtbot.waitUntil(lambda: dock.height() >= 0.9 * want, timeout=5000)
+    else:
+        qtbot.wait(200)
+        assert abs(dock.height() - start) < 40 and dock.height() > want
+    w.training.stop()
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
