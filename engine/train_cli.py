@@ -175,7 +175,18 @@ def run(args: argparse.Namespace) -> int:
         os.environ["LAYERLOOM_DEVICE"] = args.device
     rank, world = _init_distributed()
     try:
-        return _train(args, project, Path(project_path).parent, out, rank, world)
+        code = _train(args, project, Path(project_path).parent, out, rank, world)
+        if world > 1:
+            import gc
+
+            import torch.distributed as dist
+            # The DistributedDataParallel model (held in reference cycles) must go while its process group is
+            # alive: collected at interpreter exit, its gloo work objects aborted the process after a
+            # successful run ("terminate called without an active exception", 2 runs in 10 on a loaded machine).
+            # The barrier lets every rank finish before any closes its connections.
+            gc.collect()
+            dist.barrier()
+        return code
     finally:
         if world > 1:
             import torch.distributed as dist

@@ -42,4 +42,7 @@ if __name__ == "__main__":
     if dist.get_rank() == 0:
         last = result.history["epochs"][-1]
         print(f"world={world} loss={last['loss']:.6f} val_acc={last['val_acc']:.4f} pid={os.getpid()}")
+    import gc
+    gc.collect()  # the DDP model goes while its process group is alive (see engine/train_cli.py)
+    dist.barrier()
     dist.destroy_process_group()
